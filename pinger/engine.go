@@ -1,0 +1,682 @@
+package pinger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+const (
+	tick              = time.Millisecond // resolution of sends and deadlines
+	wheelSize         = 8192             // buckets: one turn is about 8 s
+	blockSlots        = 1 << 16          // one block per ICMP identifier: the sequence space
+	idsPerRawSocket   = 64               // identifiers reserved per raw socket
+	maxBlocksPerGroup = 64               // 4 Mi probes in flight per socket group
+	defaultRecvBuffer = 4 << 20
+	receiveErrorPause = 10 * time.Millisecond // keeps a persistent socket error from spinning
+)
+
+// slotState is the life of one in-flight probe slot.
+type slotState uint8
+
+const (
+	slotFree     slotState = iota // never used
+	slotInFlight                  // sent, waiting for its reply or deadline
+	slotAnswered                  // a valid reply arrived in time
+	slotExpired                   // timed out or answered by an ICMP error
+)
+
+// slot remembers one probe from its send until the slot is reused, so that duplicate and
+// late replies can be told apart from foreign ones.
+type slot struct {
+	serial uint64
+	sentNs int64 // wall clock, the same clock as kernel receive timestamps
+	round  int32
+	ping   int32
+	state  slotState
+}
+
+// block is the sequence space of one ICMP identifier on one socket: slot i is sequence i.
+type block struct {
+	sock  *socket
+	id    uint16
+	slots []slot
+}
+
+// group is the set of sockets that serve one socketKey. Probes take its slots round-robin,
+// so a slot is reused as late as possible; when the next slot is still in flight the group
+// gains a block (a new identifier, or a new datagram socket), so the 16-bit sequence
+// space never limits the probe rate.
+type group struct {
+	key    socketKey
+	socks  []*socket
+	blocks []int32 // indices into Engine.blocks
+	cursor int
+}
+
+// roundState is the engine's bookkeeping for one submitted round.
+type roundState struct {
+	r         *Round
+	g         *group
+	gen       uint64 // changes whenever the entry is freed, invalidating its wheel events
+	target    [16]byte
+	zone      uint32
+	startNs   int64 // monotonic, since Engine.epoch
+	gapNs     int64
+	timeoutNs int64
+	size      int
+	count     int32
+	next      int32 // next ping to send
+	pending   int32 // pings not yet answered or lost
+}
+
+// Engine sends and matches ICMP echo requests for any number of rounds. It is safe for
+// concurrent use.
+type Engine struct {
+	opts   Options
+	log    *slog.Logger
+	epoch  time.Time
+	cookie uint64
+	idBase uint16 // raw socket k uses identifiers from idBase + k*idsPerRawSocket
+	wake   chan struct{}
+
+	mu         sync.Mutex
+	running    bool
+	closed     bool
+	rawDenied  error // why raw sockets cannot be opened, once known
+	loggedMode [2]bool
+	groups     map[socketKey]*group
+	socks      []*socket
+	receiving  int // socks[:receiving] have a receive goroutine
+	rawSockets int
+	blocks     []*block
+	rounds     []roundState
+	free       []int32
+	wheel      *wheel
+	serial     uint64
+	stats      Stats
+}
+
+// New returns an engine. Sockets are opened when the first round that needs them is
+// submitted; rounds make progress while Run runs.
+func New(opts Options) *Engine {
+	if opts.RecvBuffer <= 0 {
+		opts.RecvBuffer = defaultRecvBuffer
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Engine{
+		opts:   opts,
+		log:    log,
+		epoch:  time.Now(),
+		cookie: rand.Uint64(),
+		idBase: uint16(rand.IntN(blockSlots/idsPerRawSocket)) * idsPerRawSocket,
+		wake:   make(chan struct{}, 1),
+		groups: make(map[socketKey]*group),
+		wheel:  newWheel(wheelSize, 0),
+	}
+}
+
+// Submit validates a round and schedules its pings. Done(r) is called once the round is
+// complete. The sockets the round needs are opened here, so an error names what is
+// missing (privilege, source address, interface).
+func (e *Engine) Submit(r *Round) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	target := r.Target.Unmap()
+	key := socketKey{v6: target.Is6(), source: r.Source.Unmap(), iface: r.Interface, tos: r.TOS}
+	var zone uint32
+	if z := target.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return fmt.Errorf("pinger: target %s: %w", r.Target, err)
+		}
+		zone = uint32(ifi.Index)
+	}
+	size := r.Size
+	if size == 0 {
+		size = DefaultSize
+	}
+	if cap(r.RTTs) >= r.Count {
+		r.RTTs = r.RTTs[:r.Count]
+	} else {
+		r.RTTs = make([]time.Duration, r.Count)
+	}
+	for i := range r.RTTs {
+		r.RTTs[i] = Lost
+	}
+	r.Err = nil
+
+	now := time.Now()
+	start := now
+	if r.Start.After(now) {
+		start = r.Start
+	}
+
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	g, err := e.groupFor(key)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	idx := e.allocRound()
+	rs := &e.rounds[idx]
+	*rs = roundState{
+		r: r, g: g, gen: rs.gen,
+		target:    target.As16(),
+		zone:      zone,
+		startNs:   int64(start.Sub(e.epoch)),
+		gapNs:     int64(r.Gap),
+		timeoutNs: int64(r.Timeout),
+		size:      size,
+		count:     int32(r.Count),
+		pending:   int32(r.Count),
+	}
+	e.wheel.add(event{at: ticksCeil(rs.startNs), kind: eventSend, idx: idx, check: rs.gen})
+	e.mu.Unlock()
+	e.poke()
+	return nil
+}
+
+// check validates the request fields of a round.
+func (r *Round) check() error {
+	switch {
+	case !r.Target.IsValid():
+		return errors.New("pinger: round has no target address")
+	case r.Target.IsUnspecified() || r.Target.IsMulticast():
+		return fmt.Errorf("pinger: cannot ping %s: not a unicast address", r.Target)
+	case r.Count < 1 || r.Count > MaxCount:
+		return fmt.Errorf("pinger: %s: count %d out of range 1..%d", r.Target, r.Count, MaxCount)
+	case r.Size != 0 && (r.Size < MinSize || r.Size > MaxSize):
+		return fmt.Errorf("pinger: %s: payload size %d out of range %d..%d", r.Target, r.Size, MinSize, MaxSize)
+	case r.Gap < 0:
+		return fmt.Errorf("pinger: %s: negative gap %v", r.Target, r.Gap)
+	case r.Timeout <= 0:
+		return fmt.Errorf("pinger: %s: timeout %v must be positive", r.Target, r.Timeout)
+	case r.Source.IsValid() && r.Source.Unmap().Is4() != r.Target.Unmap().Is4():
+		return fmt.Errorf("pinger: source %s and target %s are of different address families", r.Source, r.Target)
+	case r.Done == nil:
+		return fmt.Errorf("pinger: %s: round has no Done function", r.Target)
+	}
+	return nil
+}
+
+// Run drives the engine until ctx is done: it sends pings and expires deadlines on time,
+// and runs one receive goroutine per socket. When ctx is done it closes the sockets and
+// completes every pending round, its unanswered pings lost and Err set to ErrClosed.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.running || e.closed {
+		e.mu.Unlock()
+		return errors.New("pinger: Run called twice")
+	}
+	e.running = true
+	e.mu.Unlock()
+
+	var wg sync.WaitGroup
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var done []*Round
+	for {
+		e.mu.Lock()
+		for ; e.receiving < len(e.socks); e.receiving++ {
+			s := e.socks[e.receiving]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.receive(s)
+			}()
+		}
+		done = e.fire(done[:0])
+		next, pending := e.wheel.nextTick()
+		e.mu.Unlock()
+		deliver(done)
+
+		wait := time.Hour
+		if pending {
+			wait = max(time.Duration(next)*tick-time.Since(e.epoch), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			e.shutdown(&wg)
+			return nil
+		case <-e.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// Stats returns a snapshot of the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.stats
+	for _, s := range e.socks {
+		st.KernelDrops += uint64(s.drops)
+	}
+	return st
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func deliver(done []*Round) {
+	for i, r := range done {
+		done[i] = nil
+		r.Done(r)
+	}
+}
+
+// ticksCeil converts a monotonic time to the first tick at or after it, so that nothing
+// is sent early and no deadline fires early.
+func ticksCeil(ns int64) int64 {
+	return (ns + int64(tick) - 1) / int64(tick)
+}
+
+// fire runs every wheel event that is due and returns the rounds it completed.
+func (e *Engine) fire(done []*Round) []*Round {
+	now := int64(time.Since(e.epoch)) / int64(tick)
+	for _, ev := range e.wheel.advance(now) {
+		switch ev.kind {
+		case eventSend:
+			if rs := &e.rounds[ev.idx]; rs.r != nil && rs.gen == ev.check {
+				done = e.sendNext(ev.idx, done)
+			}
+		case eventDeadline:
+			done = e.expire(ev.idx, ev.check, done)
+		}
+	}
+	return done
+}
+
+// sendNext sends the next ping of round idx and schedules the one after it.
+func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
+	rs := &e.rounds[idx]
+	ping := rs.next
+	rs.next++
+	if rs.next < rs.count {
+		at := ticksCeil(rs.startNs + int64(rs.next)*rs.gapNs)
+		e.wheel.add(event{at: at, kind: eventSend, idx: idx, check: rs.gen})
+	}
+	si, err := e.allocSlot(rs.g)
+	if err != nil {
+		return e.sendFailed(idx, ping, err, done)
+	}
+	b := e.blocks[si>>16]
+	sock := b.sock
+	e.serial++
+	n := icmpHeaderLen + rs.size
+	writeEcho(sock.sendBuf[:n], sock.v6, b.id, uint16(si), e.cookie, e.serial)
+	now := time.Now()
+	if err := sock.send(n, &rs.target, rs.zone); err != nil {
+		return e.sendFailed(idx, ping, err, done)
+	}
+	b.slots[si&0xffff] = slot{serial: e.serial, sentNs: now.UnixNano(), round: idx, ping: ping, state: slotInFlight}
+	e.stats.Sent++
+	deadline := ticksCeil(int64(now.Sub(e.epoch)) + rs.timeoutNs)
+	e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: e.serial})
+	return done
+}
+
+func (e *Engine) sendFailed(idx, ping int32, err error, done []*Round) []*Round {
+	e.stats.SendErrors++
+	rs := &e.rounds[idx]
+	if rs.r.Err == nil {
+		rs.r.Err = fmt.Errorf("pinger: sending to %s: %w", rs.r.Target, err)
+	}
+	return e.resolve(idx, ping, Lost, done)
+}
+
+// expire ends the probe in slot si as lost, unless it was answered meanwhile.
+func (e *Engine) expire(si int32, serial uint64, done []*Round) []*Round {
+	s := &e.blocks[si>>16].slots[si&0xffff]
+	if s.state != slotInFlight || s.serial != serial {
+		return done
+	}
+	s.state = slotExpired
+	e.stats.TimedOut++
+	return e.resolve(s.round, s.ping, Lost, done)
+}
+
+// resolve records the outcome of one ping and completes the round after its last one.
+func (e *Engine) resolve(idx, ping int32, rtt time.Duration, done []*Round) []*Round {
+	rs := &e.rounds[idx]
+	rs.r.RTTs[ping] = rtt
+	rs.pending--
+	if rs.pending > 0 {
+		return done
+	}
+	done = append(done, rs.r)
+	rs.r, rs.g = nil, nil
+	rs.gen++
+	e.free = append(e.free, idx)
+	return done
+}
+
+func (e *Engine) allocRound() int32 {
+	if n := len(e.free); n > 0 {
+		idx := e.free[n-1]
+		e.free = e.free[:n-1]
+		return idx
+	}
+	e.rounds = append(e.rounds, roundState{})
+	return int32(len(e.rounds) - 1)
+}
+
+// allocSlot takes the group's next slot, growing the group when that slot is still in flight.
+func (e *Engine) allocSlot(g *group) (int32, error) {
+	pos := g.cursor
+	if e.slotAt(g, pos).state == slotInFlight {
+		if len(g.blocks) >= maxBlocksPerGroup {
+			return 0, fmt.Errorf("all %d probe slots in flight", len(g.blocks)*blockSlots)
+		}
+		if err := e.addBlock(g); err != nil {
+			return 0, err
+		}
+		pos = (len(g.blocks) - 1) * blockSlots
+	}
+	g.cursor = (pos + 1) % (len(g.blocks) * blockSlots)
+	return g.blocks[pos/blockSlots]<<16 | int32(pos%blockSlots), nil
+}
+
+func (e *Engine) slotAt(g *group, pos int) *slot {
+	return &e.blocks[g.blocks[pos/blockSlots]].slots[pos%blockSlots]
+}
+
+func (e *Engine) groupFor(key socketKey) (*group, error) {
+	if g := e.groups[key]; g != nil {
+		return g, nil
+	}
+	g := &group{key: key}
+	if err := e.addBlock(g); err != nil {
+		return nil, err
+	}
+	e.groups[key] = g
+	return g, nil
+}
+
+// addBlock gives the group another identifier: the next one of its raw socket's range, or
+// a new socket when the range is used up or the sockets are datagram sockets.
+func (e *Engine) addBlock(g *group) error {
+	var s *socket
+	if n := len(g.socks); n > 0 && !g.socks[n-1].datagram && len(g.socks[n-1].blocks) < idsPerRawSocket {
+		s = g.socks[n-1]
+	} else {
+		var err error
+		if s, err = e.open(g.key); err != nil {
+			return err
+		}
+		g.socks = append(g.socks, s)
+	}
+	id := s.id
+	if !s.datagram {
+		id = s.idBase + uint16(len(s.blocks))
+	}
+	bi := int32(len(e.blocks))
+	e.blocks = append(e.blocks, &block{sock: s, id: id, slots: make([]slot, blockSlots)})
+	s.blocks = append(s.blocks, bi)
+	g.blocks = append(g.blocks, bi)
+	return nil
+}
+
+// open opens a socket for key: raw unless the options or an earlier refusal say
+// otherwise, falling back to a datagram socket in ModeAuto.
+func (e *Engine) open(key socketKey) (*socket, error) {
+	fam := "ipv4"
+	if key.v6 {
+		fam = "ipv6"
+	}
+	if e.opts.Mode != ModeDatagram && e.rawDenied == nil {
+		base := e.idBase + uint16(e.rawSockets%(blockSlots/idsPerRawSocket))*idsPerRawSocket
+		s, err := openSocket(key, false, base, e.opts.RecvBuffer)
+		if err == nil {
+			e.rawSockets++
+			e.added(s, fam, "raw")
+			return s, nil
+		}
+		if e.opts.Mode == ModeRaw || !permissionDenied(err) {
+			return nil, fmt.Errorf("pinger: opening raw %s ICMP socket: %w", fam, err)
+		}
+		e.rawDenied = err
+		e.log.Info("raw ICMP sockets not permitted; falling back to unprivileged datagram sockets", "reason", err)
+	}
+	s, err := openSocket(key, true, 0, e.opts.RecvBuffer)
+	if err != nil {
+		if e.rawDenied != nil && permissionDenied(err) {
+			return nil, fmt.Errorf("pinger: %w", errNoSocket(key.v6, e.rawDenied, err))
+		}
+		return nil, fmt.Errorf("pinger: opening datagram %s ICMP socket: %w", fam, err)
+	}
+	e.added(s, fam, "datagram")
+	return s, nil
+}
+
+func (e *Engine) added(s *socket, fam, mode string) {
+	e.socks = append(e.socks, s)
+	fi := 0
+	if s.v6 {
+		fi = 1
+	}
+	if !e.loggedMode[fi] {
+		e.loggedMode[fi] = true
+		e.log.Info("ICMP socket opened", "mode", mode, "family", fam)
+	}
+	e.log.Debug("ICMP socket", "mode", mode, "family", fam, "source", s.key.source,
+		"interface", s.key.iface, "tos", s.key.tos, "id", s.id, "id_base", s.idBase)
+	e.poke()
+}
+
+// receive reads one socket until it is closed.
+func (e *Engine) receive(s *socket) {
+	var done []*Round
+	warned := false
+	for {
+		n, err := s.readBatch()
+		if err != nil {
+			if s.closed.Load() {
+				return
+			}
+			if s.datagram {
+				// A pending ICMP error is reported as the socket's error; the details
+				// wait in the error queue.
+				done = e.drainErrors(s, done)
+			} else {
+				if !warned {
+					warned = true
+					e.log.Warn("ICMP receive error", "error", err)
+				}
+				time.Sleep(receiveErrorPause)
+			}
+			deliver(done)
+			done = done[:0]
+			continue
+		}
+		batchNs := time.Now().UnixNano()
+		e.mu.Lock()
+		for i := range n {
+			done = e.handle(s, i, batchNs, done)
+		}
+		e.mu.Unlock()
+		deliver(done)
+		done = done[:0]
+	}
+}
+
+// handle matches received message i of a batch.
+func (e *Engine) handle(s *socket, i int, batchNs int64, done []*Round) []*Round {
+	msg, full := s.message(i)
+	rxNs, _ := s.control(i)
+	if rxNs == 0 {
+		rxNs = batchNs
+	}
+	if !s.v6 && !s.datagram {
+		if len(msg) < 20 {
+			return done
+		}
+		ihl := int(msg[0]&0x0f) * 4
+		if len(msg) < ihl {
+			return done
+		}
+		msg, full = msg[ihl:], full-ihl
+	}
+	var p packet
+	parseICMP(msg, s.v6, &p)
+	switch p.kind {
+	case kindReply:
+		return e.reply(s, &p, full-icmpHeaderLen, s.source(i), rxNs, done)
+	case kindError:
+		return e.icmpError(s, &p, done)
+	}
+	return done
+}
+
+// blockFor finds the block of identifier id on socket s.
+func (e *Engine) blockFor(s *socket, id uint16) *block {
+	if s.datagram {
+		// The kernel delivers a datagram socket only the replies with its identifier.
+		return e.blocks[s.blocks[0]]
+	}
+	if off := int(id - s.idBase); off < len(s.blocks) {
+		return e.blocks[s.blocks[off]]
+	}
+	return nil
+}
+
+// reply attributes an echo reply to its probe, or counts why it cannot be.
+func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs int64, done []*Round) []*Round {
+	b := e.blockFor(s, p.id)
+	if b == nil || len(p.payload) < MinSize || binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie {
+		e.stats.Foreign++
+		return done
+	}
+	sl := &b.slots[p.seq]
+	serial := binary.BigEndian.Uint64(p.payload[payloadSerialOffset:])
+	switch {
+	case serial < sl.serial:
+		e.stats.Late++ // the slot has been reused since
+		return done
+	case serial > sl.serial:
+		e.stats.Foreign++
+		return done
+	}
+	switch sl.state {
+	case slotAnswered:
+		e.stats.Duplicate++
+		return done
+	case slotExpired:
+		e.stats.Late++
+		return done
+	case slotFree:
+		e.stats.Foreign++
+		return done
+	}
+	rs := &e.rounds[sl.round]
+	if from != rs.target || payloadLen != rs.size || !patternIntact(p.payload) {
+		e.stats.Foreign++
+		return done
+	}
+	rtt := rxNs - sl.sentNs
+	if rtt > rs.timeoutNs {
+		// Its deadline has passed but not been processed yet: late, like any other.
+		sl.state = slotExpired
+		e.stats.TimedOut++
+		e.stats.Late++
+		return e.resolve(sl.round, sl.ping, Lost, done)
+	}
+	sl.state = slotAnswered
+	e.stats.Received++
+	return e.resolve(sl.round, sl.ping, time.Duration(max(rtt, 0)), done)
+}
+
+// icmpError ends the probe that an ICMP error quotes as lost. Errors about packets that
+// are not our in-flight probes are ignored: raw sockets see every error on the host.
+func (e *Engine) icmpError(s *socket, p *packet, done []*Round) []*Round {
+	b := e.blockFor(s, p.id)
+	if b == nil {
+		return done
+	}
+	sl := &b.slots[p.seq]
+	if sl.state != slotInFlight {
+		return done
+	}
+	// Routers may quote only 8 bytes of our message; check the cookie when it is there.
+	if len(p.payload) >= MinSize && (binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie ||
+		binary.BigEndian.Uint64(p.payload[payloadSerialOffset:]) != sl.serial) {
+		return done
+	}
+	if p.quotedDst != e.rounds[sl.round].target {
+		return done
+	}
+	sl.state = slotExpired
+	e.stats.ICMPErrors++
+	return e.resolve(sl.round, sl.ping, Lost, done)
+}
+
+// drainErrors handles the ICMP errors queued on a datagram socket.
+func (e *Engine) drainErrors(s *socket, done []*Round) []*Round {
+	for s.nextError() {
+		_, isICMP := s.control(0)
+		if !isICMP {
+			continue
+		}
+		msg, _ := s.message(0)
+		var p packet
+		parseEchoRequest(msg, s.v6, &p)
+		if p.kind != kindError {
+			continue
+		}
+		p.quotedDst = s.source(0)
+		e.mu.Lock()
+		done = e.icmpError(s, &p, done)
+		e.mu.Unlock()
+	}
+	return done
+}
+
+// shutdown closes every socket, waits for the receivers, and completes pending rounds.
+func (e *Engine) shutdown(wg *sync.WaitGroup) {
+	e.mu.Lock()
+	e.closed = true
+	for _, s := range e.socks {
+		if err := s.close(); err != nil {
+			e.log.Warn("closing ICMP socket", "error", err)
+		}
+	}
+	e.mu.Unlock()
+	wg.Wait()
+
+	e.mu.Lock()
+	var done []*Round
+	for i := range e.rounds {
+		rs := &e.rounds[i]
+		if rs.r == nil {
+			continue
+		}
+		if rs.r.Err == nil {
+			rs.r.Err = ErrClosed
+		}
+		done = append(done, rs.r)
+		rs.r, rs.g = nil, nil
+	}
+	e.mu.Unlock()
+	deliver(done)
+}
