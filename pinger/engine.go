@@ -15,7 +15,7 @@ import (
 
 const (
 	tick              = time.Millisecond // resolution of sends and deadlines
-	wheelSize         = 8192             // buckets: one turn is about 8 s
+	wheelSize         = 1024             // buckets: one turn is about 1 s
 	blockSlots        = 1 << 16          // one block per ICMP identifier: the sequence space
 	idsPerRawSocket   = 64               // identifiers reserved per raw socket
 	maxBlocksPerGroup = 64               // 4 Mi probes in flight per socket group
