@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,6 +90,23 @@ func (j *job) run(b *testing.B, e *pinger.Engine) {
 	<-j.done
 }
 
+// medianRTT is the median of every answered probe of the job.
+func (j *job) medianRTT() time.Duration {
+	var rtts []time.Duration
+	for _, r := range j.rounds {
+		for _, rtt := range r.RTTs {
+			if rtt != pinger.Lost {
+				rtts = append(rtts, rtt)
+			}
+		}
+	}
+	if len(rtts) == 0 {
+		return 0
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2]
+}
+
 func (j *job) lost() (lost, total int) {
 	for _, r := range j.rounds {
 		total += len(r.RTTs)
@@ -145,6 +163,7 @@ func BenchmarkLoopback(b *testing.B) {
 			b.ReportMetric(100*float64(lost)/float64(total), "loss%")
 			b.ReportMetric(float64(cpu.Nanoseconds())/probes, "cpu-ns/probe")
 			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/probes, "allocs/probe")
+			b.ReportMetric(float64(j.medianRTT().Nanoseconds())/1e3, "median-rtt-µs")
 			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 			b.ReportMetric(float64(st.KernelDrops-st0.KernelDrops), "kernel-drops")
 			if lost > 0 {
