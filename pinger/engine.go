@@ -516,6 +516,11 @@ func (e *Engine) receive(s *socket) {
 			done = e.handle(s, i, batchNs, done)
 		}
 		e.mu.Unlock()
+		if s.datagram {
+			// A send may have taken the socket's error report, leaving its details
+			// queued without a wake-up of their own.
+			done = e.drainErrors(s, done)
+		}
 		deliver(done)
 		done = done[:0]
 	}

@@ -411,13 +411,19 @@ func (s *socket) send(n int, dst *[16]byte, zone uint32) error {
 		copy(sa.Addr[:], dst[12:])
 		salen = unix.SizeofSockaddrInet4
 	}
+	retried := false
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&s.sendBuf[0])),
 			uintptr(n), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&s.sendTo)), salen)
-		switch errno {
-		case 0:
+		switch {
+		case errno == 0:
 			return nil
-		case unix.EINTR:
+		case errno == unix.EINTR:
+			continue
+		case s.datagram && !retried && errno != unix.EAGAIN && errno != unix.ENOBUFS:
+			// A datagram socket reports an ICMP error that arrived for an earlier probe
+			// (to any target) on its next call, and forgets it: try once more.
+			retried = true
 			continue
 		}
 		return errno
