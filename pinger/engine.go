@@ -541,13 +541,20 @@ func (e *Engine) handle(s *socket, i int, batchNs int64, done []*Round) []*Round
 		if len(msg) < ihl {
 			return done
 		}
-		msg, full = msg[ihl:], full-ihl
+		msg = msg[ihl:]
+		if full >= 0 {
+			full -= ihl
+		}
+	}
+	payloadLen := -1
+	if full >= 0 {
+		payloadLen = full - icmpHeaderLen
 	}
 	var p packet
 	parseICMP(msg, s.v6, &p)
 	switch p.kind {
 	case kindReply:
-		return e.reply(s, &p, full-icmpHeaderLen, s.source(i), rxNs, done)
+		return e.reply(s, &p, payloadLen, s.source(i), rxNs, done)
 	case kindError:
 		return e.icmpError(s, &p, done)
 	}
@@ -566,7 +573,8 @@ func (e *Engine) blockFor(s *socket, id uint16) *block {
 	return nil
 }
 
-// reply attributes an echo reply to its probe, or counts why it cannot be.
+// reply attributes an echo reply to its probe, or counts why it cannot be. payloadLen is
+// the reply's full payload length, or -1 when unknown.
 func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs int64, done []*Round) []*Round {
 	b := e.blockFor(s, p.id)
 	if b == nil || len(p.payload) < MinSize || binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie {
@@ -595,7 +603,7 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 		return done
 	}
 	rs := &e.rounds[sl.round]
-	if from != rs.target || payloadLen != rs.size || !patternIntact(p.payload) {
+	if from != rs.target || (payloadLen >= 0 && payloadLen != rs.size) || !patternIntact(p.payload) {
 		e.stats.Foreign++
 		return done
 	}

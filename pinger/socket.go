@@ -327,11 +327,16 @@ func (s *socket) nextError() bool {
 	return true
 }
 
-// message returns the data of received message i, and its full length before truncation.
+// message returns the data of received message i and its full length before
+// truncation, or -1 when the message was cut and the kernel did not say by how much
+// (datagram ICMP sockets ignore MSG_TRUNC).
 func (s *socket) message(i int) ([]byte, int) {
 	n := int(s.hdrs[i].Len)
-	if n > recvBufSize {
+	switch {
+	case n > recvBufSize:
 		return s.bufs[i][:], n
+	case s.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0:
+		return s.bufs[i][:n], -1
 	}
 	return s.bufs[i][:n], n
 }
