@@ -106,3 +106,25 @@ func TestSubmitErrors(t *testing.T) {
 		t.Errorf("%d packets sent for refused rounds", st.Sent)
 	}
 }
+
+// TestKernelDrops overflows a deliberately tiny receive buffer and checks that the
+// kernel's drops are counted and are exactly the pings reported lost.
+func TestKernelDrops(t *testing.T) {
+	requireRoot(t)
+	e := runEngine(t, Options{Mode: ModeRaw, RecvBuffer: 1})
+	rounds := make([]*Round, 2000)
+	for i := range rounds {
+		// All at once: loopback answers inside each send, while the receiver waits.
+		rounds[i] = &Round{Target: netip.AddrFrom4([4]byte{127, 2, byte(i >> 8), byte(i)}), Count: 1, Timeout: 500 * time.Millisecond}
+	}
+	pingAll(t, e, rounds)
+	st := e.Stats()
+	if st.KernelDrops == 0 {
+		t.Fatalf("no kernel drops counted with a tiny buffer: %+v", st)
+	}
+	// The kernel reports its counter with each packet it delivers, so drops after the
+	// last delivered reply are not counted yet.
+	if st.KernelDrops > st.TimedOut || st.Received+st.TimedOut != st.Sent || st.Foreign+st.Late+st.Duplicate != 0 {
+		t.Errorf("stats %+v: want dropped replies timed out, and nothing else amiss", st)
+	}
+}
