@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"pingmachine/pinger/pingtest"
+)
+
+// binary builds the pingmachine binary once per test run, world-executable so that
+// tests can run it as an unprivileged user. The pure-Go resolver (netgo) keeps name
+// lookups of invalid names local instead of asking the system's DNS server.
+var binary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pingmachine-e2e-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pingmachine")
+	out, err := exec.Command("go", "build", "-tags", "netgo", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return bin, nil
+})
+
+func build(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for ICMP sockets and network namespaces")
+	}
+	bin, err := binary()
+	if err != nil {
+		t.Fatalf("building pingmachine: %v", err)
+	}
+	return bin
+}
+
+// runCmd runs cmd and returns stdout, stderr and the exit status.
+func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return stdout.String(), stderr.String(), exit.ExitCode()
+	case err != nil:
+		t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	return stdout.String(), stderr.String(), 0
+}
+
+// fpingLine matches one fping -C style line with count results.
+func fpingLine(name string, answered, lost int) *regexp.Regexp {
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(name) + ` *` + ` :` +
+		strings.Repeat(` \d+\.\d+`, answered) + strings.Repeat(` -`, lost) + `$`)
+}
+
+func TestPingCommand(t *testing.T) {
+	bin := build(t)
+	tests := []struct {
+		name   string
+		args   []string
+		stdin  string
+		lines  []*regexp.Regexp
+		stderr string
+		exit   int
+	}{
+		{
+			name:  "loopback, both families, aligned",
+			args:  []string{"-c", "3", "-p", "50", "127.0.0.1", "127.0.0.2", "::1"},
+			lines: []*regexp.Regexp{fpingLine("127.0.0.1", 3, 0), fpingLine("127.0.0.2", 3, 0), fpingLine("::1      ", 3, 0)},
+		},
+		{
+			name:  "targets from stdin",
+			args:  []string{"-c2", "-p50", "-f", "-"},
+			stdin: "# two targets\n127.0.0.3\n\n::1\n",
+			lines: []*regexp.Regexp{fpingLine("127.0.0.3", 2, 0), fpingLine("::1", 2, 0)},
+		},
+		{
+			name:   "bad name is reported, the rest pinged",
+			args:   []string{"-c", "1", "no_such..host", "127.0.0.1"},
+			lines:  []*regexp.Regexp{fpingLine("127.0.0.1", 1, 0)},
+			stderr: "no_such..host",
+			exit:   2,
+		},
+		{
+			name:   "family mismatch",
+			args:   []string{"-6", "-c", "1", "127.0.0.1"},
+			stderr: "wrong family",
+			exit:   2,
+		},
+		{
+			name:   "bad flag",
+			args:   []string{"-c", "0", "127.0.0.1"},
+			stderr: "-c 0",
+			exit:   2,
+		},
+		{
+			name:   "missing file",
+			args:   []string{"-f", "/nonexistent/targets"},
+			stderr: "/nonexistent/targets",
+			exit:   2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"ping"}, tt.args...)...)
+			cmd.Stdin = strings.NewReader(tt.stdin)
+			stdout, stderr, code := runCmd(t, cmd)
+			if code != tt.exit {
+				t.Errorf("exit %d, want %d; stderr %q", code, tt.exit, stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+			if stdout == "" {
+				lines = nil
+			}
+			if len(lines) != len(tt.lines) {
+				t.Fatalf("stdout %q: want %d lines", stdout, len(tt.lines))
+			}
+			for i, re := range tt.lines {
+				if !re.MatchString(lines[i]) {
+					t.Errorf("line %q does not match %v", lines[i], re)
+				}
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q, want it to mention %q", stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestPingThroughNamespace pings scripted hosts in a network namespace: a silent host
+// is all loss and exit status 1.
+func TestPingThroughNamespace(t *testing.T) {
+	bin := build(t)
+	link := pingtest.NewLink(t)
+	silent := pingtest.Target4(1)
+	pingtest.StartResponder(t, link.Server, func(dst netip.Addr, n int) pingtest.Action {
+		return pingtest.Action{Drop: dst == silent || n == 1}
+	})
+	stdout, stderr, code := runCmd(t, link.Client.Command(bin, "ping", "-c", "3", "-p", "50", "-t", "200",
+		pingtest.Target4(0).String(), silent.String(), pingtest.Target6(0).String()))
+	if code != exitLoss {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitLoss, stderr)
+	}
+	want := []string{`^\S+ +: \d+\.\d+ - \d+\.\d+$`, `^\S+ +: - - -$`, `^\S+ +: \d+\.\d+ - \d+\.\d+$`}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("stdout %q", stdout)
+	}
+	for i, w := range want {
+		if !regexp.MustCompile(w).MatchString(lines[i]) {
+			t.Errorf("line %q does not match %s", lines[i], w)
+		}
+	}
+}
+
+// TestDatagramFallback runs the command without CAP_NET_RAW in a namespace: it falls
+// back to datagram sockets where ping_group_range allows them, and explains what to do
+// where it does not.
+func TestDatagramFallback(t *testing.T) {
+	bin := build(t)
+	link := pingtest.NewLink(t)
+	pingtest.StartResponder(t, link.Server, func(netip.Addr, int) pingtest.Action { return pingtest.Action{} })
+	unprivileged := func(args ...string) *exec.Cmd {
+		return link.Client.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", bin, "ping", "-v"}, args...)...)
+	}
+	targets := []string{"-c", "3", "-p", "20", pingtest.Target4(0).String(), pingtest.Target6(0).String()}
+
+	link.Client.Sysctl(t, "net.ipv4.ping_group_range", "65534 65534")
+	stdout, stderr, code := runCmd(t, unprivileged(targets...))
+	if code != exitOK || strings.Count(stdout, "\n") != 2 || strings.Contains(stdout, "-") {
+		t.Errorf("allowed datagram sockets: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for _, want := range []string{"falling back to unprivileged datagram sockets", "mode=datagram family=ipv4", "mode=datagram family=ipv6"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not say %q", stderr, want)
+		}
+	}
+
+	link.Client.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
+	stdout, stderr, code = runCmd(t, unprivileged(targets...))
+	if code != exitBadArgs || stdout != "" {
+		t.Errorf("no socket allowed: exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{"CAP_NET_RAW", "ping_group_range", `"1 0"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not mention %q", stderr, want)
+		}
+	}
+}
