@@ -1,0 +1,49 @@
+# pingmachine build, test and benchmark entry points. `make test` is what CI runs.
+
+GO      ?= go
+BIN     := bin/pingmachine
+# Debian packages the tests use; .ci/deps installs those that are missing.
+DEBS    := fping rrdtool rrdcached httping iproute2 util-linux
+# Release targets: GOARCH[/GOARM].
+CROSS   := arm/6 arm/7 arm64
+DEMO    := demo
+
+.PHONY: build test deps vet fmt-check bench run cross clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pingmachine
+
+deps:
+	./.ci/deps $(DEBS)
+
+vet:
+	$(GO) vet ./...
+	GOARCH=arm GOARM=7 $(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# -p 1: the engine tests measure delays to within a millisecond, so packages do not
+# compete for the two CPUs.
+test: deps fmt-check vet
+	$(GO) test -count=1 -timeout 15m -p 1 ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem -timeout 30m ./bench/
+	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
+
+run: build
+	$(BIN) ping -c 5 -p 200 127.0.0.1 127.0.0.2 ::1
+
+cross:
+	@for t in $(CROSS); do \
+		arch=$${t%%/*}; arm=$${t#*/}; [ "$$arm" = "$$t" ] && arm=; \
+		out=bin/pingmachine-linux-$$arch$${arm:+v$$arm}; \
+		echo "building $$out"; \
+		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build -trimpath -o $$out ./cmd/pingmachine || exit 1; \
+	done
+
+clean:
+	rm -rf bin $(DEMO)
