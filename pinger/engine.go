@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -21,6 +23,7 @@ const (
 	maxBlocksPerGroup = 64               // 4 Mi probes in flight per socket group
 	defaultRecvBuffer = 4 << 20
 	receiveErrorPause = 10 * time.Millisecond // keeps a persistent socket error from spinning
+	noDeadline        = math.MaxInt64
 )
 
 // slotState is the life of one in-flight probe slot.
@@ -100,8 +103,10 @@ type Engine struct {
 	rounds     []roundState
 	free       []int32
 	wheel      *wheel
+	armed      int64 // tick at which the clock goroutine wakes up, or noDeadline
 	serial     uint64
 	stats      Stats
+	drops      uint64 // kernel drops of the closed sockets
 }
 
 // New returns an engine. Sockets are opened when the first round that needs them is
@@ -123,6 +128,7 @@ func New(opts Options) *Engine {
 		wake:   make(chan struct{}, 1),
 		groups: make(map[socketKey]*group),
 		wheel:  newWheel(wheelSize, 0),
+		armed:  noDeadline,
 	}
 }
 
@@ -186,9 +192,12 @@ func (e *Engine) Submit(r *Round) error {
 		count:     int32(r.Count),
 		pending:   int32(r.Count),
 	}
-	e.wheel.add(event{at: ticksCeil(rs.startNs), kind: eventSend, idx: idx, check: rs.gen})
+	at := ticksCeil(rs.startNs)
+	e.wheel.add(event{at: at, kind: eventSend, idx: idx, check: rs.gen})
+	if at < e.armed {
+		e.arm(at)
+	}
 	e.mu.Unlock()
-	e.poke()
 	return nil
 }
 
@@ -215,9 +224,10 @@ func (r *Round) check() error {
 	return nil
 }
 
-// Run drives the engine until ctx is done: it sends pings and expires deadlines on time,
-// and runs one receive goroutine per socket. When ctx is done it closes the sockets and
-// completes every pending round, its unanswered pings lost and Err set to ErrClosed.
+// Run drives the engine until ctx is done: it runs one receive goroutine per socket, the
+// first of which also sends pings and expires deadlines on time. When ctx is done it
+// closes the sockets and completes every pending round, its unanswered pings lost and Err
+// set to ErrClosed.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
@@ -228,35 +238,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 
 	var wg sync.WaitGroup
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var done []*Round
 	for {
 		e.mu.Lock()
 		for ; e.receiving < len(e.socks); e.receiving++ {
-			s := e.socks[e.receiving]
+			s, clock := e.socks[e.receiving], e.receiving == 0
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e.receive(s)
+				e.receive(s, clock)
 			}()
 		}
-		done = e.fire(done[:0])
-		next, pending := e.wheel.nextTick()
 		e.mu.Unlock()
-		deliver(done)
-
-		wait := time.Hour
-		if pending {
-			wait = max(time.Duration(next)*tick-time.Since(e.epoch), 0)
-		}
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			e.shutdown(&wg)
 			return nil
 		case <-e.wake:
-		case <-timer.C:
 		}
 	}
 }
@@ -266,10 +263,32 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.stats
-	for _, s := range e.socks {
-		st.KernelDrops += uint64(s.drops)
+	st.KernelDrops = e.drops
+	if !e.closed {
+		st.KernelDrops = 0
+		for _, s := range e.socks {
+			if n, err := s.drops(); err == nil {
+				st.KernelDrops += uint64(n)
+			}
+		}
 	}
 	return st
+}
+
+// arm wakes the clock goroutine at tick at. Called with e.mu held, which orders it
+// against the clock goroutine re-arming itself.
+func (e *Engine) arm(at int64) {
+	e.armed = at
+	e.setDeadline(e.epoch.Add(time.Duration(at) * tick))
+}
+
+func (e *Engine) setDeadline(t time.Time) {
+	if len(e.socks) == 0 {
+		return
+	}
+	if err := e.socks[0].file.SetReadDeadline(t); err != nil && !e.closed {
+		e.log.Warn("setting the ICMP socket's read deadline", "error", err)
+	}
 }
 
 func (e *Engine) poke() {
@@ -485,15 +504,34 @@ func (e *Engine) added(s *socket, fam, mode string) {
 	e.poke()
 }
 
-// receive reads one socket until it is closed.
-func (e *Engine) receive(s *socket) {
+// receive reads one socket until it is closed. The clock socket's goroutine also runs
+// the timer wheel: its read deadline is the next tick, so one wake-up both sends what is
+// due and collects replies, with no hand-off between goroutines.
+func (e *Engine) receive(s *socket, clock bool) {
 	var done []*Round
 	warned := false
 	for {
+		if clock {
+			e.mu.Lock()
+			done = e.fire(done)
+			next, pending := e.wheel.nextTick()
+			e.armed = noDeadline
+			if pending {
+				e.arm(next)
+			} else {
+				e.setDeadline(time.Time{})
+			}
+			e.mu.Unlock()
+			deliver(done)
+			done = done[:0]
+		}
 		n, err := s.readBatch()
 		if err != nil {
 			if s.closed.Load() {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
 			}
 			if s.datagram {
 				// A pending ICMP error is reported as the socket's error; the details
@@ -668,6 +706,11 @@ func (e *Engine) drainErrors(s *socket, done []*Round) []*Round {
 // shutdown closes every socket, waits for the receivers, and completes pending rounds.
 func (e *Engine) shutdown(wg *sync.WaitGroup) {
 	e.mu.Lock()
+	for _, s := range e.socks {
+		if n, err := s.drops(); err == nil {
+			e.drops += uint64(n)
+		}
+	}
 	e.closed = true
 	for _, s := range e.socks {
 		if err := s.close(); err != nil {

@@ -110,7 +110,7 @@ type Stats struct {
 	Duplicate   uint64 // further replies to an already answered ping
 	Foreign     uint64 // replies not ours: wrong cookie, payload, source or identifier
 	ICMPErrors  uint64 // ICMP errors (unreachable, time exceeded) that ended a ping
-	KernelDrops uint64 // packets the kernel dropped because a receive buffer was full, as of the last packet received
+	KernelDrops uint64 // packets the kernel dropped because a receive buffer was full (of any kind: the BPF filter runs after that check)
 }
 
 // ErrClosed is returned by Submit once the engine has stopped.

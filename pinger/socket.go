@@ -28,7 +28,7 @@ type socketKey struct {
 const (
 	recvBatch   = 64
 	recvBufSize = 2048 // payloads beyond this are checked as far as they were copied
-	controlSize = 128  // room for a timestamp and a drop counter
+	controlSize = 128  // room for a timestamp or an ICMP error report
 )
 
 // socket is one ICMP socket with its receive buffers. Sends happen under the engine lock;
@@ -60,7 +60,6 @@ type socket struct {
 	readFn  func(fd uintptr) bool
 	errFn   func(fd uintptr) bool
 
-	drops  uint32      // the kernel's drop counter for this socket (SO_RXQ_OVFL)
 	closed atomic.Bool // tells the receive goroutine that a read error means shutdown
 }
 
@@ -108,9 +107,6 @@ func (s *socket) configure(rcvbuf int) error {
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		return fmt.Errorf("enabling kernel timestamps: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
-		return fmt.Errorf("enabling the drop counter: %w", err)
 	}
 	if s.key.iface != "" {
 		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, s.key.iface); err != nil {
@@ -284,7 +280,8 @@ func (s *socket) read(fd uintptr) bool {
 		h.Flags = 0
 	}
 	// MSG_TRUNC makes the kernel report a datagram's full length even when it was cut.
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
+	// The calls here never block, so they skip the scheduler's syscall bookkeeping.
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
 		uintptr(len(s.hdrs)), unix.MSG_TRUNC, 0, 0)
 	if errno == unix.EAGAIN || errno == unix.EINTR {
 		return false
@@ -310,7 +307,7 @@ func (s *socket) readErrQueue(fd uintptr) bool {
 	h.Namelen = unix.SizeofSockaddrInet6
 	h.SetControllen(controlSize)
 	h.Flags = 0
-	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(h)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+	n, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(h)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 	s.hdrs[0].Len = uint32(n)
 	s.nread, s.readErr = int(n), nil
 	if errno != 0 {
@@ -352,8 +349,8 @@ func (s *socket) source(i int) [16]byte {
 	return sa.Addr
 }
 
-// control extracts the kernel receive timestamp (ns since the epoch, 0 if absent), the
-// drop counter, and for error-queue messages whether an ICMP error is reported.
+// control extracts the kernel receive timestamp (ns since the epoch, 0 if absent) and,
+// for error-queue messages, whether an ICMP error is reported.
 func (s *socket) control(i int) (rxNs int64, icmpErr bool) {
 	h := &s.hdrs[i].Hdr
 	buf := s.ctrls[i][:h.Controllen]
@@ -367,8 +364,6 @@ func (s *socket) control(i int) (rxNs int64, icmpErr bool) {
 		switch {
 		case c.Level == unix.SOL_SOCKET && c.Type == unix.SO_TIMESTAMPNS:
 			rxNs = timespecNs(data)
-		case c.Level == unix.SOL_SOCKET && c.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
-			s.drops = *(*uint32)(unsafe.Pointer(&data[0]))
 		case (c.Level == unix.IPPROTO_IP && c.Type == unix.IP_RECVERR) ||
 			(c.Level == unix.IPPROTO_IPV6 && c.Type == unix.IPV6_RECVERR):
 			if len(data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})) {
@@ -418,7 +413,7 @@ func (s *socket) send(n int, dst *[16]byte, zone uint32) error {
 	}
 	retried := false
 	for {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&s.sendBuf[0])),
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&s.sendBuf[0])),
 			uintptr(n), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&s.sendTo)), salen)
 		switch {
 		case errno == 0:
@@ -433,6 +428,20 @@ func (s *socket) send(n int, dst *[16]byte, zone uint32) error {
 		}
 		return errno
 	}
+}
+
+// drops returns how many packets the kernel dropped because the receive buffer was full.
+func (s *socket) drops() (uint32, error) {
+	// SO_MEMINFO fills an array of u32 counters; the drop count is its ninth entry.
+	const memInfoDrops, memInfoLen = 8, 9
+	var info [memInfoLen]uint32
+	size := uint32(unsafe.Sizeof(info))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return info[memInfoDrops], nil
 }
 
 // close wakes the receive goroutine and releases the descriptor.
