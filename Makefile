@@ -31,7 +31,8 @@ test: deps fmt-check vet
 	$(GO) test -count=1 -timeout 15m -p 1 ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench Loopback -benchtime 1x -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench SteadyState -benchtime 200000x -benchmem ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 
 run: build
