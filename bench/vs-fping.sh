@@ -77,12 +77,14 @@ read -r ph pl pa pm < <(summary pingmachine)
 printf '\n%-12s %8s %8s %6s %8s %8s %12s\n' "" "wall s" "cpu s" "exit" "targets" "lost" "median ms"
 printf '%-12s %8.2f %8.2f %6d %8d %8d %12s\n' fping "$fw" "$(echo "$fu $fs" | awk '{print $1 + $2}')" "$fx" "$fh" "$fl" "$fm"
 printf '%-12s %8.2f %8.2f %6d %8d %8d %12s\n' pingmachine "$pw" "$(echo "$pu $ps" | awk '{print $1 + $2}')" "$px" "$ph" "$pl" "$pm"
+if [ "$fx" -ne 0 ] && [ "$fx" -ne 1 ]; then
+	echo
+	echo "no ratios: fping exited $fx; last lines of its stderr:"
+	grep -v ' : ' "$work/fping.stderr" | tail -3
+	exit 0
+fi
 awk -v fw="$fw" -v pw="$pw" -v fc="$(echo "$fu $fs" | awk '{print $1 + $2}')" \
 	-v pc="$(echo "$pu $ps" | awk '{print $1 + $2}')" -v fm="$fm" -v pm="$pm" 'BEGIN {
 	printf "\npingmachine/fping: wall %.2f, cpu %.2f", pw / fw, (fc > 0 ? pc / fc : 0)
 	if (fm != "nan" && pm != "nan") printf ", median RTT difference %+.1f us", (pm - fm) * 1000
 	printf "\n" }'
-if [ "$fx" -ne 0 ] && [ "$fx" -ne 1 ]; then
-	echo "fping exited $fx; last lines of its stderr:"
-	grep -v ' : ' "$work/fping.stderr" | tail -3
-fi
