@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"golang.org/x/net/bpf"
 )
 
 func echoMessage(t *testing.T, v6 bool, typ byte, size int) []byte {
@@ -131,6 +133,59 @@ func TestRoundCheck(t *testing.T) {
 		tt.modify(&r)
 		if err := r.check(); err == nil {
 			t.Errorf("%s: accepted", tt.name)
+		}
+	}
+}
+
+// TestFilterProgram runs the raw sockets' BPF program on crafted packets.
+func TestFilterProgram(t *testing.T) {
+	const base, n = 640, 64
+	icmp := func(typ byte, id uint16) []byte {
+		m := make([]byte, icmpHeaderLen+MinSize)
+		m[0] = typ
+		binary.BigEndian.PutUint16(m[4:], id)
+		return m
+	}
+	ip4 := func(optionWords int, payload []byte) []byte {
+		h := make([]byte, 20+4*optionWords)
+		h[0] = 0x40 | byte(5+optionWords)
+		return append(h, payload...)
+	}
+	tests := []struct {
+		name   string
+		v6     bool
+		packet []byte
+		accept bool
+	}{
+		{"v4 reply, first identifier", false, ip4(0, icmp(icmp4EchoReply, base)), true},
+		{"v4 reply, last identifier", false, ip4(0, icmp(icmp4EchoReply, base+n-1)), true},
+		{"v4 reply, below the range", false, ip4(0, icmp(icmp4EchoReply, base-1)), false},
+		{"v4 reply, above the range", false, ip4(0, icmp(icmp4EchoReply, base+n)), false},
+		{"v4 reply behind IP options", false, ip4(2, icmp(icmp4EchoReply, base+3)), true},
+		{"v4 request (our own, on loopback)", false, ip4(0, icmp(icmp4Echo, base)), false},
+		{"v4 unreachable", false, ip4(0, icmp(icmp4Unreachable, 0)), true},
+		{"v4 time exceeded", false, ip4(0, icmp(icmp4TimeExceeded, 0)), true},
+		{"v4 parameter problem", false, ip4(0, icmp(icmp4ParamProblem, 0)), true},
+		{"v4 redirect", false, ip4(0, icmp(5, base)), false},
+		{"v6 reply in range", true, icmp(icmp6EchoReply, base+1), true},
+		{"v6 reply out of range", true, icmp(icmp6EchoReply, 7), false},
+		{"v6 request", true, icmp(icmp6Echo, base), false},
+		{"v6 unreachable", true, icmp(icmp6Unreachable, 0), true},
+		{"v6 packet too big", true, icmp(icmp6PacketTooBig, 0), true},
+		{"v6 parameter problem", true, icmp(icmp6ParamProblem, 0), true},
+		{"v6 neighbour solicitation", true, icmp(135, base), false},
+	}
+	for _, tt := range tests {
+		vm, err := bpf.NewVM(filterProgram(tt.v6, base, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := vm.Run(tt.packet)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if (got > 0) != tt.accept {
+			t.Errorf("%s: filter returned %d, want accept=%v", tt.name, got, tt.accept)
 		}
 	}
 }

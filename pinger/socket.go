@@ -223,21 +223,24 @@ func (s *socket) attachFilter() error {
 // first; IPv6 raw sockets start at the ICMPv6 header.
 func filterProgram(v6 bool, base, n uint16) []bpf.Instruction {
 	const accept, drop = 0x40000, 0
+	// Both programs end by loading the identifier and checking its range.
+	idInRange := []bpf.Instruction{
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(base), SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(base) + uint32(n), SkipTrue: 1},
+		bpf.RetConstant{Val: accept},
+		bpf.RetConstant{Val: drop},
+	}
 	if v6 {
-		return []bpf.Instruction{
+		return append([]bpf.Instruction{
 			bpf.LoadAbsolute{Off: 0, Size: 1},
 			bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp6EchoReply, SkipTrue: 3},
 			bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: icmp6ParamProblem, SkipTrue: 6},
 			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: icmp6Unreachable, SkipTrue: 5},
 			bpf.RetConstant{Val: accept},
 			bpf.LoadAbsolute{Off: 4, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(base), SkipTrue: 2},
-			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(base) + uint32(n), SkipTrue: 1},
-			bpf.RetConstant{Val: accept},
-			bpf.RetConstant{Val: drop},
-		}
+		}, idInRange...)
 	}
-	return []bpf.Instruction{
+	return append([]bpf.Instruction{
 		bpf.LoadMemShift{Off: 0},
 		bpf.LoadIndirect{Off: 0, Size: 1},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp4EchoReply, SkipTrue: 4},
@@ -246,11 +249,7 @@ func filterProgram(v6 bool, base, n uint16) []bpf.Instruction {
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp4ParamProblem, SkipFalse: 5},
 		bpf.RetConstant{Val: accept},
 		bpf.LoadIndirect{Off: 4, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(base), SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(base) + uint32(n), SkipTrue: 1},
-		bpf.RetConstant{Val: accept},
-		bpf.RetConstant{Val: drop},
-	}
+	}, idInRange...)
 }
 
 func (s *socket) initRecv() {
