@@ -498,6 +498,10 @@ func (e *Engine) added(s *socket, fam, mode string) {
 	if !e.loggedMode[fi] {
 		e.loggedMode[fi] = true
 		e.log.Info("ICMP socket opened", "mode", mode, "family", fam)
+		if s.timestampErr != nil {
+			e.log.Warn("no kernel receive timestamps; RTTs are measured when replies are read",
+				"family", fam, "reason", s.timestampErr)
+		}
 	}
 	e.log.Debug("ICMP socket", "mode", mode, "family", fam, "source", s.key.source,
 		"interface", s.key.iface, "tos", s.key.tos, "id", s.id, "id_base", s.idBase)

@@ -60,7 +60,8 @@ type socket struct {
 	readFn  func(fd uintptr) bool
 	errFn   func(fd uintptr) bool
 
-	closed atomic.Bool // tells the receive goroutine that a read error means shutdown
+	closed       atomic.Bool // tells the receive goroutine that a read error means shutdown
+	timestampErr error       // why kernel receive timestamps are not available, if they are not
 }
 
 // openSocket opens and configures one ICMP socket. For raw sockets it installs a BPF
@@ -106,7 +107,8 @@ func (s *socket) configure(rcvbuf int) error {
 		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-		return fmt.Errorf("enabling kernel timestamps: %w", err)
+		// Some emulators and old kernels lack it; RTTs then end when the reply is read.
+		s.timestampErr = err
 	}
 	if s.key.iface != "" {
 		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, s.key.iface); err != nil {
