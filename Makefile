@@ -27,16 +27,15 @@ fmt-check:
 
 # -p 1: the engine tests measure delays to within a millisecond, so packages do not
 # compete for the two CPUs.
-test: deps fmt-check vet
+test: deps fmt-check vet test-arm
 	$(GO) test -count=1 -timeout 15m -p 1 ./...
-	$(MAKE) test-arm
 
 # The engine's tests as 32-bit ARM (the Raspberry Pi's armv6) and arm64 binaries under
 # qemu-user. qemu-user does not emulate SO_TIMESTAMPNS (the engine then logs that it
 # measures RTTs when replies are read, and the scripted responder cannot start), SO_MEMINFO
 # (kernel drop counts) or reading back SO_BINDTODEVICE, so those tests are left out here.
 QEMU_SKIP := TestScripted|TestKernelDrops|TestRoundOptions/.*/.*interface
-test-arm:
+test-arm: deps
 	@mkdir -p bin
 	GOARCH=arm GOARM=6 $(GO) test -c -o bin/pinger-armv6.test ./pinger
 	GOARCH=arm64 $(GO) test -c -o bin/pinger-arm64.test ./pinger
