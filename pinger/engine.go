@@ -39,11 +39,12 @@ const (
 // slot remembers one probe from its send until the slot is reused, so that duplicate and
 // late replies can be told apart from foreign ones.
 type slot struct {
-	serial uint64
-	sentNs int64 // wall clock, the same clock as kernel receive timestamps
-	round  int32
-	ping   int32
-	state  slotState
+	serial   uint64
+	sentNs   int64 // wall clock, the same clock as kernel receive timestamps
+	sentMono int64 // monotonic, since Engine.epoch: bounds the RTT if the wall clock steps
+	round    int32
+	ping     int32
+	state    slotState
 }
 
 // block is the sequence space of one ICMP identifier on one socket: slot i is sequence i.
@@ -349,7 +350,8 @@ func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
 	if err := sock.send(n, &rs.target, rs.zone); err != nil {
 		return e.sendFailed(idx, ping, err, done)
 	}
-	b.slots[si&0xffff] = slot{serial: e.serial, sentNs: now.UnixNano(), round: idx, ping: ping, state: slotInFlight}
+	b.slots[si&0xffff] = slot{serial: e.serial, sentNs: now.UnixNano(), sentMono: int64(now.Sub(e.epoch)),
+		round: idx, ping: ping, state: slotInFlight}
 	e.stats.Sent++
 	deadline := ticksCeil(int64(now.Sub(e.epoch)) + rs.timeoutNs)
 	e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: e.serial})
@@ -552,10 +554,10 @@ func (e *Engine) receive(s *socket, clock bool) {
 			done = done[:0]
 			continue
 		}
-		batchNs := time.Now().UnixNano()
+		read := time.Now()
 		e.mu.Lock()
 		for i := range n {
-			done = e.handle(s, i, batchNs, done)
+			done = e.handle(s, i, read, done)
 		}
 		e.mu.Unlock()
 		if s.datagram {
@@ -569,11 +571,11 @@ func (e *Engine) receive(s *socket, clock bool) {
 }
 
 // handle matches received message i of a batch.
-func (e *Engine) handle(s *socket, i int, batchNs int64, done []*Round) []*Round {
+func (e *Engine) handle(s *socket, i int, read time.Time, done []*Round) []*Round {
 	msg, full := s.message(i)
 	rxNs, _ := s.control(i)
 	if rxNs == 0 {
-		rxNs = batchNs
+		rxNs = read.UnixNano()
 	}
 	if !s.v6 && !s.datagram {
 		if len(msg) < 20 {
@@ -596,7 +598,7 @@ func (e *Engine) handle(s *socket, i int, batchNs int64, done []*Round) []*Round
 	parseICMP(msg, s.v6, &p)
 	switch p.kind {
 	case kindReply:
-		return e.reply(s, &p, payloadLen, s.source(i), rxNs, done)
+		return e.reply(s, &p, payloadLen, s.source(i), rxNs, int64(read.Sub(e.epoch)), done)
 	case kindError:
 		return e.icmpError(s, &p, done)
 	}
@@ -617,7 +619,7 @@ func (e *Engine) blockFor(s *socket, id uint16) *block {
 
 // reply attributes an echo reply to its probe, or counts why it cannot be. payloadLen is
 // the reply's full payload length, or -1 when unknown.
-func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs int64, done []*Round) []*Round {
+func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs, readMono int64, done []*Round) []*Round {
 	b := e.blockFor(s, p.id)
 	if b == nil || len(p.payload) < MinSize || binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie {
 		e.stats.Foreign++
@@ -649,7 +651,7 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 		e.stats.Foreign++
 		return done
 	}
-	rtt := rxNs - sl.sentNs
+	rtt := roundTrip(rxNs-sl.sentNs, readMono-sl.sentMono)
 	if rtt > rs.timeoutNs {
 		// Its deadline has passed but not been processed yet: late, like any other.
 		sl.state = slotExpired
@@ -659,7 +661,18 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 	}
 	sl.state = slotAnswered
 	e.stats.Received++
-	return e.resolve(sl.round, sl.ping, time.Duration(max(rtt, 0)), done)
+	return e.resolve(sl.round, sl.ping, time.Duration(rtt), done)
+}
+
+// roundTrip picks the RTT from the kernel's receive timestamp, unless the wall clock was
+// stepped while the probe was out (as when a Raspberry Pi without a clock chip syncs after
+// boot): the kernel's figure is then negative or longer than the monotonic time between
+// the send and the read of the reply, which is the fallback.
+func roundTrip(kernel, monotonic int64) int64 {
+	if kernel < 0 || kernel > monotonic {
+		return max(monotonic, 0)
+	}
+	return kernel
 }
 
 // icmpError ends the probe that an ICMP error quotes as lost. Errors about packets that

@@ -189,3 +189,21 @@ func TestFilterProgram(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name                    string
+		kernel, monotonic, want int64
+	}{
+		{"kernel timestamp", 45_000, 60_000, 45_000},
+		{"equal", 60_000, 60_000, 60_000},
+		{"wall clock stepped back", -3_600_000_000_000, 60_000, 60_000},
+		{"wall clock stepped forward", 86_400_000_000_000, 60_000, 60_000},
+		{"read in the same nanosecond", 0, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := roundTrip(tt.kernel, tt.monotonic); got != tt.want {
+			t.Errorf("%s: roundTrip(%d, %d) = %d, want %d", tt.name, tt.kernel, tt.monotonic, got, tt.want)
+		}
+	}
+}
