@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,6 +270,12 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintln(stderr, err)
 	}
 
+	// The engine is one event loop; a second processor only adds the cost of the Go
+	// runtime waking it on every tick (measured: a third more CPU at 1,000 probes/s, and
+	// more at every rate up to 50,000/s). GOMAXPROCS in the environment still rules.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	level := slog.LevelWarn
 	if c.verbose {
 		level = slog.LevelDebug
