@@ -80,7 +80,7 @@ const (
 	recvBufferSize = 1 << 16 // the largest possible request
 	oobBufferSize  = 128     // room for timestamp, packet info and hop limit
 	// An ICMP error quotes as much of the request as fits into the minimum MTU
-	// (RFC 1812 4.3.2.3, RFC 4443 2.4).
+	// (RFC 1812 for IPv4, RFC 4443 for IPv6).
 	maxError4 = 576
 	maxError6 = 1280
 )
