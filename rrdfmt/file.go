@@ -1,0 +1,242 @@
+package rrdfmt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec describes a new RRD file.
+type Spec struct {
+	Step  time.Duration // the PDP step, in whole seconds
+	Start time.Time     // the file's last update time at creation; the zero value means 10 s ago, as rrdtool
+	DS    []DS
+	RRA   []RRA
+	// Layout of the file; the zero value is LP64. Use NativeLayout for the running CPU.
+	Layout Layout
+}
+
+var (
+	dsNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,19}$`)
+	knownCF   = []string{"AVERAGE", "MIN", "MAX", "LAST"}
+	knownType = []string{"GAUGE"}
+)
+
+func (s Spec) check() error {
+	if s.Step < time.Second || s.Step%time.Second != 0 {
+		return fmt.Errorf("step %v: want a whole number of seconds", s.Step)
+	}
+	if len(s.DS) == 0 || len(s.DS) > maxDS || len(s.RRA) == 0 || len(s.RRA) > maxRRA {
+		return fmt.Errorf("%d data sources and %d RRAs: want 1..%d of each", len(s.DS), len(s.RRA), maxDS)
+	}
+	seen := map[string]bool{}
+	for _, d := range s.DS {
+		switch {
+		case !dsNameRE.MatchString(d.Name):
+			return fmt.Errorf("data source name %q: want 1-19 characters of [a-zA-Z0-9_-]", d.Name)
+		case seen[d.Name]:
+			return fmt.Errorf("data source %q defined twice", d.Name)
+		case !slices.Contains(knownType, d.Type):
+			return fmt.Errorf("data source %s: type %q is not supported (want %v)", d.Name, d.Type, knownType)
+		case d.Heartbeat < 1:
+			return fmt.Errorf("data source %s: heartbeat must be at least 1 s", d.Name)
+		case !math.IsNaN(d.Min) && !math.IsNaN(d.Max) && d.Min >= d.Max:
+			return fmt.Errorf("data source %s: min %v must be below max %v", d.Name, d.Min, d.Max)
+		}
+		seen[d.Name] = true
+	}
+	for i, r := range s.RRA {
+		switch {
+		case !slices.Contains(knownCF, r.CF):
+			return fmt.Errorf("RRA %d: consolidation function %q is not supported (want %v)", i, r.CF, knownCF)
+		case r.XFF < 0 || r.XFF >= 1 || math.IsNaN(r.XFF):
+			return fmt.Errorf("RRA %d: xff %v must be in [0, 1)", i, r.XFF)
+		case r.PDPs < 1 || r.Rows < 1:
+			return fmt.Errorf("RRA %d: want at least one PDP per row and one row", i)
+		}
+	}
+	return nil
+}
+
+// Create writes a new RRD file as rrdtool create would, with every row unknown. It refuses
+// to replace an existing file. The file appears complete or not at all.
+func Create(path string, spec Spec) error {
+	if err := spec.check(); err != nil {
+		return fmt.Errorf("rrdfmt: creating %s: %w", path, err)
+	}
+	start := spec.Start
+	if start.IsZero() {
+		start = time.Now().Add(-10 * time.Second)
+	}
+	h := &header{
+		layout:  spec.Layout,
+		version: "0003",
+		step:    uint64(spec.Step / time.Second),
+		ds:      slices.Clone(spec.DS),
+		rra:     slices.Clone(spec.RRA),
+		lastUp:  start.Unix(),
+		pdp:     make([]pdpPrep, len(spec.DS)),
+		cdp:     make([]cdpPrep, len(spec.DS)*len(spec.RRA)),
+		curRow:  make([]uint64, len(spec.RRA)),
+	}
+	for i := range h.pdp {
+		h.pdp[i] = pdpPrep{lastDS: "U", value: unknown(), unknownSec: uint64(h.lastUp) % h.step}
+	}
+	for ri, r := range h.rra {
+		for di := range h.ds {
+			h.cdp[ri*len(h.ds)+di] = cdpPrep{
+				value:      unknown(),
+				unknownPDP: ((uint64(h.lastUp) - h.pdp[di].unknownSec) % (h.step * r.PDPs)) / h.step,
+			}
+		}
+		// rrdtool starts each RRA at a random row to spread writes over the file.
+		h.curRow[ri] = rand.Uint64N(r.Rows)
+	}
+	return writeNew(path, h)
+}
+
+func writeNew(path string, h *header) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("rrdfmt: creating %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	err = writeContent(f, h)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// A hard link fails if path exists, which rename would silently replace.
+		err = os.Link(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("rrdfmt: creating %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeContent(f *os.File, h *header) error {
+	if _, err := f.Write(h.encode()); err != nil {
+		return err
+	}
+	unknownRow := make([]byte, 8*len(h.ds)*1024)
+	for i := 0; i < len(unknownRow); i += 8 {
+		binary.LittleEndian.PutUint64(unknownRow[i:], dnanBits)
+	}
+	for _, r := range h.rra {
+		left := int(r.Rows) * 8 * len(h.ds)
+		for left > 0 {
+			n, err := f.Write(unknownRow[:min(left, len(unknownRow))])
+			if err != nil {
+				return err
+			}
+			left -= n
+		}
+	}
+	return f.Sync()
+}
+
+// Update is one reading: a time and one value per data source, as text the way rrdtool
+// takes it ("U" for unknown). rrdtool keeps the text as the data source's last value.
+type Update struct {
+	Time   time.Time // whole seconds; later than the file's last update
+	Values []string
+}
+
+// UpdateFile applies updates in order to the file at path, holding rrdtool's write lock.
+// The file must have the given layout. On an error no update of this call is written.
+func UpdateFile(path string, layout Layout, updates ...Update) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("rrdfmt: %w", err)
+	}
+	defer f.Close()
+	if err := lock(f, unix.F_WRLCK); err != nil {
+		return fmt.Errorf("rrdfmt: %s: %w", path, err)
+	}
+	h, err := readHeader(f, layout)
+	if err != nil {
+		return fmt.Errorf("rrdfmt: %s: %w", path, err)
+	}
+	var rows []rowWrite
+	for _, u := range updates {
+		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
+			return fmt.Errorf("rrdfmt: updating %s at %d: %w", path, u.Time.Unix(), err)
+		}
+	}
+	// Rows first, then the header that points at them: a crash in between leaves a
+	// file of the same length and a valid header, which rrdtool still opens.
+	buf := make([]byte, 8*len(h.ds))
+	for _, r := range rows {
+		for i, v := range r.values {
+			binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+		}
+		off := h.rraOffset(r.rra) + int64(r.row)*int64(len(buf))
+		if _, err := f.WriteAt(buf, off); err != nil {
+			return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
+		}
+	}
+	if _, err := f.WriteAt(h.encode(), 0); err != nil {
+		return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// readHeader reads and decodes the header of an open RRD file.
+func readHeader(f *os.File, layout Layout) (*header, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 128)
+	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	// The header's length depends on the counts in it and on the layout: read enough
+	// for the largest candidate that fits the file.
+	need := len(head)
+	for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
+		c := &codec{b: head, off: countsOffset, layout: l}
+		var ds, rra uint64
+		c.ulong(&ds)
+		c.ulong(&rra)
+		if ds > 0 && ds <= maxDS && rra > 0 && rra <= maxRRA {
+			if hs := l.headerSize(int(ds), int(rra)); int64(hs) <= st.Size() {
+				need = max(need, hs)
+			}
+		}
+	}
+	b := make([]byte, min(int64(need), st.Size()))
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return decodeHeader(b, st.Size(), layout)
+}
+
+// lock takes rrdtool's fcntl lock on the whole file, waiting up to a second for another
+// writer to finish.
+func lock(f *os.File, typ int16) error {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart}
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
+			return fmt.Errorf("locking: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

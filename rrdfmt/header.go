@@ -1,0 +1,245 @@
+package rrdfmt
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DS defines a data source.
+type DS struct {
+	Name      string  // at most 19 characters of [a-zA-Z0-9_-]
+	Type      string  // GAUGE
+	Heartbeat uint64  // seconds without an update after which the value is unknown
+	Min, Max  float64 // NaN for unbounded ("U")
+}
+
+// RRA defines a round-robin archive.
+type RRA struct {
+	CF   string  // AVERAGE, MIN, MAX or LAST
+	XFF  float64 // the fraction of unknown PDPs above which a row is unknown
+	PDPs uint64  // primary data points consolidated into one row
+	Rows uint64
+}
+
+// Indexes into pdp_prep.scratch and cdp_prep.scratch (rrd_format.h).
+const (
+	pdpUnknownSec = 0
+	pdpValue      = 1
+	cdpValue      = 0
+	cdpUnknownPDP = 1
+	cdpPrimary    = 8
+	cdpSecondary  = 9
+	dsHeartbeat   = 0
+	dsMin         = 1
+	dsMax         = 2
+	rraXFF        = 0
+)
+
+// Sanity limits that keep a corrupt header from causing huge allocations.
+const (
+	maxDS  = 1 << 12
+	maxRRA = 1 << 12
+)
+
+type pdpPrep struct {
+	lastDS     string
+	unknownSec uint64
+	value      float64
+}
+
+type cdpPrep struct {
+	value      float64
+	unknownPDP uint64
+	primary    float64
+	secondary  float64
+}
+
+// header is everything before the data rows. raw keeps the bytes of fields this package
+// does not model (Holt-Winters parameters, unused par slots), so they survive a rewrite.
+type header struct {
+	layout     Layout
+	version    string
+	step       uint64
+	ds         []DS
+	rra        []RRA
+	lastUp     int64
+	lastUpUsec uint64
+	pdp        []pdpPrep
+	cdp        []cdpPrep // rra-major: cdp[rra*len(ds)+ds]
+	curRow     []uint64
+	raw        []byte
+}
+
+func (h *header) size() int { return h.layout.headerSize(len(h.ds), len(h.rra)) }
+
+// rraOffset is the file offset of RRA i's first row.
+func (h *header) rraOffset(i int) int64 {
+	off := int64(h.size())
+	for _, r := range h.rra[:i] {
+		off += int64(r.Rows) * int64(len(h.ds)) * 8
+	}
+	return off
+}
+
+func (h *header) fileSize() int64 { return h.rraOffset(len(h.rra)) }
+
+// walk reads or writes every modelled field of the header at its layout's offsets.
+func (h *header) walk(c *codec) {
+	l := h.layout
+	magic := "RRD"
+	c.at(0)
+	c.str(&magic, 4)
+	c.str(&h.version, 5)
+	c.at(cookieOffset)
+	fc := floatCookie
+	c.double(&fc)
+	dsCnt, rraCnt := uint64(len(h.ds)), uint64(len(h.rra))
+	c.ulong(&dsCnt)
+	c.ulong(&rraCnt)
+	c.ulong(&h.step)
+
+	off := l.statHeadSize()
+	for i := range h.ds {
+		d := &h.ds[i]
+		c.at(off)
+		c.str(&d.Name, nameSize)
+		c.str(&d.Type, nameSize)
+		c.count(&d.Heartbeat)
+		c.double(&d.Min)
+		c.double(&d.Max)
+		off += dsDefSize
+	}
+	for i := range h.rra {
+		r := &h.rra[i]
+		c.at(off)
+		c.str(&r.CF, nameSize)
+		c.at(off + l.rraRowCntOffset())
+		c.ulong(&r.Rows)
+		c.ulong(&r.PDPs)
+		c.at(off + l.rraParOffset())
+		c.double(&r.XFF)
+		off += l.rraDefSize()
+	}
+	c.at(off)
+	c.timeT(&h.lastUp)
+	c.ulong(&h.lastUpUsec)
+	off += l.liveHeadSize()
+	for i := range h.pdp {
+		p := &h.pdp[i]
+		c.at(off)
+		c.str(&p.lastDS, lastDSSize)
+		c.at(off + 32)
+		c.count(&p.unknownSec)
+		c.double(&p.value)
+		off += pdpPrepSize
+	}
+	for i := range h.cdp {
+		p := &h.cdp[i]
+		c.at(off)
+		c.double(&p.value)
+		c.count(&p.unknownPDP)
+		c.at(off + cdpPrimary*univalSize)
+		c.double(&p.primary)
+		c.double(&p.secondary)
+		off += cdpPrepSize
+	}
+	for i := range h.curRow {
+		c.at(off)
+		c.ulong(&h.curRow[i])
+		off += l.rraPtrSize()
+	}
+}
+
+// encode writes the header into h.raw, keeping the bytes it does not model.
+func (h *header) encode() []byte {
+	if len(h.raw) != h.size() {
+		raw := make([]byte, h.size())
+		copy(raw, h.raw)
+		h.raw = raw
+	}
+	h.walk(&codec{b: h.raw, layout: h.layout, write: true})
+	return h.raw
+}
+
+// ErrNotRRD is wrapped by the errors for files that are not RRD files at all.
+var ErrNotRRD = errors.New("not an RRD file")
+
+// decodeHeader parses the header at the start of b, of a file of fileSize bytes. The
+// layout is the one whose struct sizes account for the file's length exactly; a file of
+// another layout than want is refused with an error naming both.
+func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
+	if len(b) < 64 || string(b[:4]) != "RRD\x00" {
+		return nil, ErrNotRRD
+	}
+	var version string
+	(&codec{b: b, off: 4}).str(&version, 5)
+	if version != "0003" && version != "0004" {
+		return nil, fmt.Errorf("RRD version %q is not supported (only 0003 and 0004)", version)
+	}
+	fc := 0.0
+	(&codec{b: b, off: cookieOffset}).double(&fc)
+	if fc != floatCookie {
+		return nil, fmt.Errorf("%w: float cookie mismatch (another byte order or alignment)", ErrNotRRD)
+	}
+	var match []*header
+	for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
+		if h := tryLayout(b, fileSize, l); h != nil {
+			match = append(match, h)
+		}
+	}
+	for _, h := range match {
+		if h.layout == want {
+			return h, nil
+		}
+	}
+	if len(match) > 0 {
+		return nil, fmt.Errorf("file has the %s layout; this build reads and writes %s (convert with rrdtool dump and restore)",
+			match[0].layout, want)
+	}
+	return nil, fmt.Errorf("%w: its length %d fits no known layout (truncated?)", ErrNotRRD, fileSize)
+}
+
+// tryLayout decodes b as layout l, returning nil if the counts do not fit the file.
+func tryLayout(b []byte, fileSize int64, l Layout) *header {
+	c := &codec{b: b, off: countsOffset, layout: l}
+	var dsCnt, rraCnt, step uint64
+	c.ulong(&dsCnt)
+	c.ulong(&rraCnt)
+	c.ulong(&step)
+	if dsCnt == 0 || dsCnt > maxDS || rraCnt == 0 || rraCnt > maxRRA || step == 0 {
+		return nil
+	}
+	hs := l.headerSize(int(dsCnt), int(rraCnt))
+	if hs > len(b) || int64(hs) > fileSize {
+		return nil
+	}
+	h := &header{
+		layout: l,
+		ds:     make([]DS, dsCnt),
+		rra:    make([]RRA, rraCnt),
+		pdp:    make([]pdpPrep, dsCnt),
+		cdp:    make([]cdpPrep, dsCnt*rraCnt),
+		curRow: make([]uint64, rraCnt),
+		raw:    append([]byte(nil), b[:hs]...),
+	}
+	h.walk(&codec{b: h.raw, layout: l})
+	total := int64(hs)
+	for _, r := range h.rra {
+		if r.Rows == 0 || r.PDPs == 0 || r.Rows > uint64(fileSize) {
+			return nil
+		}
+		total += int64(r.Rows) * int64(dsCnt) * 8
+		if total > fileSize {
+			return nil
+		}
+	}
+	if total != fileSize {
+		return nil
+	}
+	for i, cur := range h.curRow {
+		if cur >= h.rra[i].Rows {
+			return nil
+		}
+	}
+	return h
+}

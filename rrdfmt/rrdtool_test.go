@@ -1,0 +1,207 @@
+package rrdfmt
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rrdtool runs the real rrdtool, which the tests compare against.
+func rrdtool(t *testing.T, args ...string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("rrdtool"); err != nil {
+		t.Fatal("rrdtool is not installed (make test installs it)")
+	}
+	out, err := exec.Command("rrdtool", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rrdtool %s: %v\n%s", strings.Join(args[:min(len(args), 3)], " "), err, out)
+	}
+	return out
+}
+
+// pingmachineSpec is main.rrd as the Perl pingmachine creates it for step and pings
+// (its three RRA sets: step below 300, 300, and Smokeping's defaults above).
+func pingmachineSpec(step time.Duration, pings int, start time.Time) Spec {
+	s := uint64(step / time.Second)
+	hb := 2 * s
+	spec := Spec{Step: step, Start: start}
+	spec.DS = append(spec.DS, DS{Name: "loss", Type: "GAUGE", Heartbeat: hb, Min: 0, Max: float64(pings)},
+		DS{Name: "median", Type: "GAUGE", Heartbeat: hb, Min: 0, Max: 180})
+	for i := 1; i <= pings; i++ {
+		spec.DS = append(spec.DS, DS{Name: fmt.Sprintf("ping%d", i), Type: "GAUGE", Heartbeat: hb, Min: 0, Max: 180})
+	}
+	add := func(cfs string, pdps, rows uint64) {
+		for _, cf := range strings.Split(cfs, ",") {
+			spec.RRA = append(spec.RRA, RRA{CF: cf, XFF: 0.5, PDPs: pdps, Rows: rows})
+		}
+	}
+	switch {
+	case s < 300:
+		add("AVERAGE", 1, 900)
+		add("AVERAGE,MIN,MAX", 300/s, 864)
+		add("AVERAGE,MIN,MAX", 1800/s, 480)
+		add("AVERAGE,MIN,MAX", 3600/s, 960)
+		add("AVERAGE,MAX,MIN", 43200/s, 800)
+		add("AVERAGE,MAX,MIN", 604800/s, 520)
+	case s == 300:
+		add("AVERAGE", 1, 864)
+		add("AVERAGE,MIN,MAX", 6, 480)
+		add("AVERAGE,MIN,MAX", 12, 960)
+		add("AVERAGE,MAX,MIN", 144, 800)
+		add("AVERAGE,MAX,MIN", 2016, 520)
+	default:
+		add("AVERAGE", 1, 1008)
+		add("AVERAGE,MIN,MAX", 12, 4320)
+		add("AVERAGE,MAX,MIN", 144, 720)
+	}
+	return spec
+}
+
+// createArgs is the rrdtool create command line for spec.
+func createArgs(path string, spec Spec) []string {
+	args := []string{"create", path, "--start", strconv.FormatInt(spec.Start.Unix(), 10),
+		"--step", strconv.Itoa(int(spec.Step / time.Second))}
+	bound := func(v float64) string {
+		if math.IsNaN(v) {
+			return "U"
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	for _, d := range spec.DS {
+		args = append(args, fmt.Sprintf("DS:%s:%s:%d:%s:%s", d.Name, d.Type, d.Heartbeat, bound(d.Min), bound(d.Max)))
+	}
+	for _, r := range spec.RRA {
+		args = append(args, fmt.Sprintf("RRA:%s:%g:%d:%d", r.CF, r.XFF, r.PDPs, r.Rows))
+	}
+	return args
+}
+
+// randomUpdates makes n readings in the shape pingmachine writes, with the awkward cases
+// mixed in: gaps beyond the heartbeat, several updates within one step, unaligned times,
+// unknown and out-of-range values.
+func randomUpdates(rng *rand.Rand, spec Spec, n int) []Update {
+	step := int64(spec.Step / time.Second)
+	pings := len(spec.DS) - 2
+	t := spec.Start.Unix()
+	ups := make([]Update, n)
+	for i := range ups {
+		switch r := rng.IntN(100); {
+		case r < 5:
+			t += step * int64(3+rng.IntN(40)) // a gap: the heartbeat is 2 steps
+		case r < 20:
+			t += 1 + rng.Int64N(max(step/3, 1)) // within the step
+		default:
+			t += step - step/10 + rng.Int64N(step/5+1) // about one step, unaligned
+		}
+		vals := make([]string, 0, pings+2)
+		loss := rng.IntN(pings + 1)
+		switch rng.IntN(50) {
+		case 0:
+			vals = append(vals, "U")
+		case 1:
+			vals = append(vals, strconv.Itoa(pings+3)) // above max: unknown
+		default:
+			vals = append(vals, strconv.Itoa(loss))
+		}
+		rtts := make([]string, 0, pings)
+		for range pings - loss {
+			rtts = append(rtts, fmt.Sprintf("%.6e", rng.Float64()*0.2))
+		}
+		if len(rtts) > 0 {
+			vals = append(vals, rtts[len(rtts)/2])
+		} else {
+			vals = append(vals, "U")
+		}
+		for range loss / 2 {
+			vals = append(vals, "U")
+		}
+		vals = append(vals, rtts...)
+		for range loss - loss/2 {
+			vals = append(vals, "U")
+		}
+		if rng.IntN(100) == 0 {
+			vals[2] = "-1" // below min
+		}
+		ups[i] = Update{Time: time.Unix(t, 0), Values: vals}
+	}
+	return ups
+}
+
+// rrdtoolUpdate applies updates with the real rrdtool, many per call.
+func rrdtoolUpdate(t *testing.T, path string, ups []Update) {
+	t.Helper()
+	for len(ups) > 0 {
+		n := min(len(ups), 1000)
+		args := []string{"update", path, "--"}
+		for _, u := range ups[:n] {
+			args = append(args, strconv.FormatInt(u.Time.Unix(), 10)+":"+strings.Join(u.Values, ":"))
+		}
+		rrdtool(t, args...)
+		ups = ups[n:]
+	}
+}
+
+// TestDumpEquivalence creates a file with rrdtool and one with rrdfmt, applies the same
+// long randomized update sequence to both (rrdtool's own update for the first), and
+// requires rrdtool dump of the two to be identical: every PDP and CDP state, every row of
+// every RRA, for each of pingmachine's RRA sets.
+func TestDumpEquivalence(t *testing.T) {
+	tests := []struct {
+		step    time.Duration
+		pings   int
+		updates int
+	}{
+		{60 * time.Second, 5, 10_000},
+		{300 * time.Second, 3, 10_000},
+		{600 * time.Second, 2, 10_000},
+		{20 * time.Second, 1, 3_000},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("step=%v/pings=%d", tt.step, tt.pings), func(t *testing.T) {
+			dir := t.TempDir()
+			start := time.Unix(1_700_000_000-1_700_000_000%int64(tt.step/time.Second), 0)
+			spec := pingmachineSpec(tt.step, tt.pings, start)
+			theirs, ours := filepath.Join(dir, "rrdtool.rrd"), filepath.Join(dir, "rrdfmt.rrd")
+			rrdtool(t, createArgs(theirs, spec)...)
+			if err := Create(ours, spec); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+				t.Fatalf("dumps differ right after create:\n%s", firstDiff(got, want))
+			}
+
+			ups := randomUpdates(rand.New(rand.NewPCG(uint64(tt.step), 1)), spec, tt.updates)
+			rrdtoolUpdate(t, theirs, ups)
+			// Ours in batches of varying size, as the daemon and a restart would.
+			for len(ups) > 0 {
+				n := min(len(ups), 1+len(ups)%97)
+				if err := UpdateFile(ours, LP64, ups[:n]...); err != nil {
+					t.Fatal(err)
+				}
+				ups = ups[n:]
+			}
+			if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+				t.Fatalf("dumps differ after %d updates:\n%s", tt.updates, firstDiff(got, want))
+			}
+		})
+	}
+}
+
+// firstDiff shows the first differing line of two dumps with some context.
+func firstDiff(got, want []byte) string {
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := range min(len(g), len(w)) {
+		if g[i] != w[i] {
+			lo := max(i-3, 0)
+			return fmt.Sprintf("line %d\nrrdfmt:  %s\nrrdtool: %s\ncontext:\n%s", i+1, g[i], w[i], strings.Join(w[lo:i+1], "\n"))
+		}
+	}
+	return fmt.Sprintf("lengths differ: %d vs %d lines", len(g), len(w))
+}

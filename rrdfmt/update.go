@@ -1,0 +1,281 @@
+package rrdfmt
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// rowWrite is one row of an RRA to be written to the file.
+type rowWrite struct {
+	rra    int
+	row    uint64
+	values []float64
+}
+
+// update applies one reading at time t (whole seconds) to the header, in the order and
+// with the arithmetic of rrdtool's rrd_update.c, and returns the rows to write.
+func (h *header) update(t int64, values []string, rows []rowWrite) ([]rowWrite, error) {
+	if len(values) != len(h.ds) {
+		return rows, fmt.Errorf("expected %d data source readings, got %d", len(h.ds), len(values))
+	}
+	if t <= h.lastUp {
+		return rows, fmt.Errorf("illegal attempt to update using time %d when last update time is %d (minimum one second step)",
+			t, h.lastUp)
+	}
+	interval := float64(t-h.lastUp) - float64(h.lastUpUsec)/1e6
+	pdpNew, err := h.prepare(values, interval)
+	if err != nil {
+		return rows, err
+	}
+
+	step := uint64(h.step)
+	last := uint64(h.lastUp)
+	procStart := last - last%step
+	occuAge := uint64(t) % step
+	occuStart := uint64(t) - occuAge
+	preInt, postInt := interval, 0.0
+	if occuStart > procStart {
+		preInt = float64(int64(occuStart)-h.lastUp) - float64(h.lastUpUsec)/1e6
+		postInt = float64(occuAge)
+	}
+	procCount := procStart / step
+	elapsed := (occuStart - procStart) / step
+
+	if elapsed == 0 {
+		h.simpleUpdate(interval, pdpNew)
+	} else {
+		if open := uint64(preInt) % step; elapsed > 1 && open > 0 {
+			// The PDP that was open at the last update is closed on its own first, with
+			// its share of the reading (rrdtool's "JKammler" fix).
+			openNew := make([]float64, len(pdpNew))
+			for i, v := range pdpNew {
+				openNew[i] = unknown()
+				if !math.IsNaN(v) && interval > 0 {
+					openNew[i] = v * float64(open) / interval
+					pdpNew[i] -= openNew[i]
+				}
+			}
+			pdpTemp := h.processPDPs(float64(open), float64(open), 0, 1, openNew)
+			rows = h.consolidate(1, procCount, pdpTemp, rows)
+			interval -= float64(open)
+			preInt -= float64(open)
+			elapsed--
+			procCount++
+		}
+		pdpTemp := h.processPDPs(interval, preInt, postInt, elapsed, pdpNew)
+		rows = h.consolidate(elapsed, procCount, pdpTemp, rows)
+	}
+	h.lastUp, h.lastUpUsec = t, 0
+	return rows, nil
+}
+
+// prepare turns the readings into "rate × seconds" per data source (update_pdp_prep),
+// NaN where the reading is unknown, out of range, or the heartbeat was exceeded.
+func (h *header) prepare(values []string, interval float64) ([]float64, error) {
+	pdpNew := make([]float64, len(h.ds))
+	for i, d := range h.ds {
+		p := &h.pdp[i]
+		hb := float64(d.Heartbeat)
+		if hb < interval {
+			p.lastDS = "U"
+		}
+		pdpNew[i] = unknown()
+		if !strings.HasPrefix(values[i], "U") && hb >= interval {
+			v, ok := parseNumber(values[i])
+			if !ok {
+				return nil, fmt.Errorf("data source %s: %q is not a number", d.Name, values[i])
+			}
+			pdpNew[i] = v * interval
+			if (!math.IsNaN(d.Max) && v > d.Max) || (!math.IsNaN(d.Min) && v < d.Min) {
+				pdpNew[i] = unknown()
+			}
+		}
+		p.lastDS = values[i]
+		if len(p.lastDS) > lastDSSize-1 {
+			p.lastDS = p.lastDS[:lastDSSize-1]
+		}
+	}
+	return pdpNew, nil
+}
+
+// simpleUpdate accumulates a reading that closes no PDP.
+func (h *header) simpleUpdate(interval float64, pdpNew []float64) {
+	for i, v := range pdpNew {
+		p := &h.pdp[i]
+		switch {
+		case math.IsNaN(v):
+			p.unknownSec = uint64(float64(p.unknownSec) + math.Floor(interval))
+		case math.IsNaN(p.value):
+			p.value = v
+		default:
+			p.value += v
+		}
+	}
+}
+
+// processPDPs closes the PDPs that elapsed and returns each data source's rate for them
+// (process_pdp_st), leaving the part after the last PDP boundary in pdp_prep.
+func (h *header) processPDPs(interval, preInt, postInt float64, elapsed uint64, pdpNew []float64) []float64 {
+	pdpTemp := make([]float64, len(h.ds))
+	diff := int64(elapsed * h.step)
+	for i, d := range h.ds {
+		p := &h.pdp[i]
+		preUnknown := 0.0
+		if math.IsNaN(pdpNew[i]) {
+			preUnknown = preInt
+		} else {
+			if math.IsNaN(p.value) {
+				p.value = 0
+			}
+			p.value += pdpNew[i] / interval * preInt
+		}
+		if interval > float64(d.Heartbeat) || float64(h.step)/2.0 < float64(int64(p.unknownSec)) {
+			pdpTemp[i] = unknown()
+		} else {
+			pdpTemp[i] = p.value / (float64(diff-int64(p.unknownSec)) - preUnknown)
+		}
+		if math.IsNaN(pdpNew[i]) {
+			p.unknownSec = uint64(math.Floor(postInt))
+			p.value = unknown()
+		} else {
+			p.unknownSec = 0
+			p.value = pdpNew[i] / interval * postInt
+		}
+	}
+	return pdpTemp
+}
+
+// consolidate feeds the closed PDPs into every RRA's CDP (update_all_cdp_prep and the
+// plain-CF part of update_aberrant_cdps) and queues the rows that are complete.
+func (h *header) consolidate(elapsed, procCount uint64, pdpTemp []float64, rows []rowWrite) []rowWrite {
+	nds := len(h.ds)
+	for ri, r := range h.rra {
+		startOffset := r.PDPs - procCount%r.PDPs
+		var stepCnt uint64
+		if startOffset <= elapsed {
+			stepCnt = min((elapsed-startOffset)/r.PDPs+1, r.Rows)
+		}
+		for di := range h.ds {
+			c := &h.cdp[ri*nds+di]
+			switch {
+			case r.PDPs > 1:
+				c.update(r, pdpTemp[di], stepCnt, elapsed, startOffset)
+			case elapsed > 2:
+				c.primary, c.secondary = pdpTemp[di], pdpTemp[di]
+			default:
+				c.primary = pdpTemp[di]
+				if elapsed == 2 {
+					c.secondary = pdpTemp[di]
+				}
+			}
+		}
+		for k := range stepCnt {
+			h.curRow[ri] = (h.curRow[ri] + 1) % r.Rows
+			row := rowWrite{rra: ri, row: h.curRow[ri], values: make([]float64, nds)}
+			for di := range h.ds {
+				c := &h.cdp[ri*nds+di]
+				row.values[di] = c.primary
+				if k > 0 {
+					row.values[di] = c.secondary
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// update consolidates one data source's new PDP rate into an RRA (update_cdp).
+func (c *cdpPrep) update(r RRA, pdp float64, stepCnt, elapsed, startOffset uint64) {
+	if stepCnt == 0 {
+		if math.IsNaN(pdp) {
+			c.unknownPDP += elapsed
+			return
+		}
+		c.value = accumulate(r.CF, c.value, pdp, elapsed)
+		return
+	}
+	if math.IsNaN(pdp) {
+		c.unknownPDP += startOffset
+		c.secondary = unknown()
+	} else {
+		c.secondary = pdp
+	}
+	if float64(c.unknownPDP) > float64(r.PDPs)*r.XFF {
+		c.primary = unknown()
+	} else {
+		c.primary = c.first(r, pdp, startOffset)
+	}
+	c.value = carryOver(r.CF, pdp, (elapsed-startOffset)%r.PDPs)
+	if math.IsNaN(pdp) {
+		c.unknownPDP = (elapsed - startOffset) % r.PDPs
+	} else {
+		c.unknownPDP = 0
+	}
+}
+
+// first is the value of the row that this PDP completes (initialize_cdp_val).
+func (c *cdpPrep) first(r RRA, pdp float64, startOffset uint64) float64 {
+	switch r.CF {
+	case "AVERAGE":
+		return (ifNaN(c.value, 0) + ifNaN(pdp, 0)*float64(startOffset)) / float64(r.PDPs-c.unknownPDP)
+	case "MAX":
+		return math.Max(ifNaN(c.value, math.Inf(-1)), ifNaN(pdp, math.Inf(-1)))
+	case "MIN":
+		return math.Min(ifNaN(c.value, math.Inf(1)), ifNaN(pdp, math.Inf(1)))
+	}
+	return pdp
+}
+
+// carryOver starts the next row with the PDPs after the last completed one
+// (initialize_carry_over).
+func carryOver(cf string, pdp float64, into uint64) float64 {
+	if into == 0 || math.IsNaN(pdp) {
+		switch cf {
+		case "MAX":
+			return math.Inf(-1)
+		case "MIN":
+			return math.Inf(1)
+		case "AVERAGE":
+			return 0
+		}
+		return unknown()
+	}
+	if cf == "AVERAGE" {
+		return pdp * float64(into)
+	}
+	return pdp
+}
+
+// accumulate adds PDPs to a row still open (calculate_cdp_val).
+func accumulate(cf string, cdp, pdp float64, elapsed uint64) float64 {
+	if math.IsNaN(cdp) {
+		if cf == "AVERAGE" {
+			return pdp * float64(elapsed)
+		}
+		return pdp
+	}
+	switch cf {
+	case "AVERAGE":
+		return cdp + pdp*float64(elapsed)
+	case "MIN":
+		if pdp < cdp {
+			return pdp
+		}
+		return cdp
+	case "MAX":
+		if pdp > cdp {
+			return pdp
+		}
+		return cdp
+	}
+	return pdp
+}
+
+func ifNaN(v, alt float64) float64 {
+	if math.IsNaN(v) {
+		return alt
+	}
+	return v
+}
