@@ -240,3 +240,17 @@ func lock(f *os.File, typ int16) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// lastUpdate returns the time of a file's last update, as rrdtool last does.
+func lastUpdate(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h, err := readHeader(f, NativeLayout())
+	if err != nil {
+		return 0, err
+	}
+	return h.lastUp, nil
+}

@@ -190,8 +190,70 @@ func TestDumpEquivalence(t *testing.T) {
 			if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
 				t.Fatalf("dumps differ after %d updates:\n%s", tt.updates, firstDiff(got, want))
 			}
+			compareFetch(t, theirs, spec)
 		})
 	}
+}
+
+// compareFetch checks that Fetch of a file returns what rrdtool fetch prints, for each
+// CF and for windows inside, across and beyond the archives, at several resolutions.
+func compareFetch(t *testing.T, path string, spec Spec) {
+	t.Helper()
+	last, err := lastUpdate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := int64(spec.Step / time.Second)
+	windows := []struct{ start, end, res int64 }{
+		{last - 3600, last, 0},
+		{last - 86400, last - 3600, 0},
+		{last - 7*86400, last, 3600},
+		{last - 400*86400, last + 86400, 86400},
+		{last - 50*step - 7, last - 3*step + 11, step},
+		{last + 10*step, last + 20*step, 0},
+	}
+	for _, cf := range []string{"AVERAGE", "MIN", "MAX"} {
+		for _, w := range windows {
+			args := []string{"fetch", path, cf, "--start", strconv.FormatInt(w.start, 10), "--end", strconv.FormatInt(w.end, 10)}
+			if w.res > 0 {
+				args = append(args, "--resolution", strconv.FormatInt(w.res, 10))
+			}
+			want := strings.TrimSpace(string(rrdtool(t, args...)))
+			got, err := Fetch(path, LP64, cf, time.Unix(w.start, 0), time.Unix(w.end, 0), time.Duration(w.res)*time.Second)
+			if err != nil {
+				t.Fatalf("Fetch %v: %v", args, err)
+			}
+			if g := formatFetch(got); g != want {
+				t.Fatalf("%v:\n%s", args, firstDiff([]byte(g), []byte(want)))
+			}
+		}
+	}
+}
+
+// formatFetch prints a Fetched the way rrdtool fetch does.
+func formatFetch(f *Fetched) string {
+	var b strings.Builder
+	for _, name := range f.DS {
+		fmt.Fprintf(&b, "%20s", name)
+	}
+	b.WriteString("\n\n")
+	step := int64(f.Step / time.Second)
+	for i, row := range f.Rows {
+		ts := f.Start.Unix() + int64(i+1)*step
+		if ts > f.End.Unix() {
+			break
+		}
+		fmt.Fprintf(&b, "%10d:", ts)
+		for _, v := range row {
+			if math.IsNaN(v) {
+				b.WriteString(" -nan")
+				continue
+			}
+			fmt.Fprintf(&b, " %0.10e", v)
+		}
+		b.WriteString("\n")
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // firstDiff shows the first differing line of two dumps with some context.
