@@ -242,13 +242,13 @@ func lock(f *os.File, typ int16) error {
 }
 
 // lastUpdate returns the time of a file's last update, as rrdtool last does.
-func lastUpdate(path string) (int64, error) {
+func lastUpdate(path string, layout Layout) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	h, err := readHeader(f, NativeLayout())
+	h, err := readHeader(f, layout)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,216 @@
+package rrdfmt
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHeaderSizes checks the struct arithmetic against the sizes measured for rrdtool's
+// files on each architecture (shared/reference/anchors.md §4.2).
+func TestHeaderSizes(t *testing.T) {
+	tests := []struct {
+		layout  Layout
+		ds, rra int
+		want    int
+	}{
+		{LP64, 23, 7, 19256},
+		{ARM32, 23, 7, 19156},
+		{ARM32Time64, 23, 7, 19164},
+		{LP64, 22, 13, 29792},
+		{ARM32, 22, 13, 29620},
+		{ARM32Time64, 22, 13, 29628},
+		{LP64, 1, 1, 664 - 8*10},  // `rrdtool create --step 20 DS:a:GAUGE:40:0:U RRA:AVERAGE:0.5:1:10`
+		{ARM32, 1, 1, 636 - 8*10}, // the same under qemu with Debian's armhf rrdtool
+	}
+	for _, tt := range tests {
+		if got := tt.layout.headerSize(tt.ds, tt.rra); got != tt.want {
+			t.Errorf("%s, %d DS, %d RRA: header %d bytes, want %d", tt.layout, tt.ds, tt.rra, got, tt.want)
+		}
+	}
+}
+
+func smallSpec(layout Layout) Spec {
+	return Spec{
+		Step: 20 * time.Second, Start: time.Unix(1_700_000_000, 0), Layout: layout,
+		DS: []DS{
+			{Name: "a", Type: "GAUGE", Heartbeat: 40, Min: 0, Max: unknown()},
+			{Name: "b", Type: "GAUGE", Heartbeat: 40, Min: unknown(), Max: unknown()},
+		},
+		RRA: []RRA{{CF: "AVERAGE", XFF: 0.5, PDPs: 1, Rows: 10}, {CF: "MAX", XFF: 0.5, PDPs: 3, Rows: 5}},
+	}
+}
+
+// TestLayouts creates a file in each layout, reads it back in the same layout, and
+// checks that every other layout refuses it with both layouts named.
+func TestLayouts(t *testing.T) {
+	layouts := []Layout{LP64, ARM32, ARM32Time64}
+	for _, l := range layouts {
+		path := filepath.Join(t.TempDir(), "x.rrd")
+		spec := smallSpec(l)
+		if err := Create(path, spec); err != nil {
+			t.Fatal(err)
+		}
+		ups := []Update{{Time: time.Unix(1_700_000_025, 0), Values: []string{"1", "2"}},
+			{Time: time.Unix(1_700_000_090, 0), Values: []string{"3", "U"}}}
+		if err := UpdateFile(path, l, ups...); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		f, err := Fetch(path, l, "AVERAGE", time.Unix(1_700_000_000, 0), time.Unix(1_700_000_080, 0), 0)
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		if len(f.Rows) == 0 || f.DS[0] != "a" {
+			t.Errorf("%s: fetched %+v", l, f)
+		}
+		for _, other := range layouts {
+			if other == l {
+				continue
+			}
+			err := UpdateFile(path, other, Update{Time: time.Unix(1_700_000_100, 0), Values: []string{"1", "1"}})
+			if err == nil || !strings.Contains(err.Error(), l.String()) || !strings.Contains(err.Error(), other.String()) {
+				t.Errorf("%s file opened as %s: err %v, want one naming both layouts", l, other, err)
+			}
+		}
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"42", 42, true},
+		{"+5", 5, true},
+		{"-2.5", -2.5, true},
+		{".5", 0.5, true},
+		{"5.", 5, true},
+		{" 7", 7, true},
+		{"1e3", 1000, true},
+		{"2.5E-1", 0.25, true},
+		// rrdtool parses this one ulp above the correctly rounded ...5e0a.
+		{"1.701719e-01", math.Float64frombits(0x3fc5c8315c995e0b), true},
+		{"inf", math.Inf(1), true},
+		{"-inf", math.Inf(-1), true},
+		{"", 0, false},
+		{"abc", 0, false},
+		{"12abc", 0, false},
+		{"1e400000", 0, false},
+		{"e5", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseNumber(tt.in)
+		if ok != tt.ok || (ok && math.Float64bits(got) != math.Float64bits(tt.want)) {
+			t.Errorf("parseNumber(%q) = %v (%#x), %v; want %v (%#x), %v", tt.in, got, math.Float64bits(got), ok,
+				tt.want, math.Float64bits(tt.want), tt.ok)
+		}
+	}
+	if v, ok := parseNumber("nan"); !ok || !math.IsNaN(v) {
+		t.Errorf("parseNumber(nan) = %v, %v", v, ok)
+	}
+	if correct, _ := strconv.ParseFloat("1.701719e-01", 64); correct == mustParse(t, "1.701719e-01") {
+		t.Error("the test case no longer shows rrdtool's rounding")
+	}
+}
+
+func mustParse(t *testing.T, s string) float64 {
+	v, ok := parseNumber(s)
+	if !ok {
+		t.Fatalf("parseNumber(%q) failed", s)
+	}
+	return v
+}
+
+// TestUpdateErrors checks that a refused update names the problem and leaves the file
+// exactly as it was, including the updates before it in the same call.
+func TestUpdateErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.rrd")
+	if err := Create(path, smallSpec(LP64)); err != nil {
+		t.Fatal(err)
+	}
+	good := Update{Time: time.Unix(1_700_000_030, 0), Values: []string{"1", "2"}}
+	tests := []struct {
+		name string
+		bad  Update
+		want string
+	}{
+		{"at the last update", Update{Time: time.Unix(1_700_000_000, 0), Values: []string{"1", "2"}}, "illegal attempt to update using time 1700000000"},
+		{"too few values", Update{Time: time.Unix(1_700_000_050, 0), Values: []string{"1"}}, "expected 2 data source readings, got 1"},
+		{"not a number", Update{Time: time.Unix(1_700_000_050, 0), Values: []string{"1", "x1"}}, `data source b: "x1" is not a number`},
+	}
+	for _, tt := range tests {
+		before, _ := os.ReadFile(path)
+		err := UpdateFile(path, LP64, good, tt.bad)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err %v, want one naming the file and %q", tt.name, err, tt.want)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("%s: the file changed", tt.name)
+		}
+	}
+	if err := Create(path, smallSpec(LP64)); err == nil {
+		t.Error("Create replaced an existing file")
+	}
+	bad := smallSpec(LP64)
+	bad.DS[1].Name = "has space"
+	if err := Create(filepath.Join(t.TempDir(), "y.rrd"), bad); err == nil || !strings.Contains(err.Error(), "has space") {
+		t.Errorf("Create with a bad name: %v", err)
+	}
+}
+
+// TestNotRRD checks the errors for files that are not RRD files or are cut short.
+func TestNotRRD(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.rrd")
+	if err := Create(good, smallSpec(LP64)); err != nil {
+		t.Fatal(err)
+	}
+	content, _ := os.ReadFile(good)
+	tests := []struct {
+		name    string
+		content []byte
+		want    string
+	}{
+		{"text", []byte("this is not an RRD file at all, but long enough to have a header of sixty-four bytes"), "not an RRD file"},
+		{"empty", nil, "not an RRD file"},
+		{"truncated", content[:len(content)-8], "fits no known layout"},
+		{"version", append([]byte("RRD\x000009\x00"), content[9:]...), `version "0009"`},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(dir, tt.name+".rrd")
+		if err := os.WriteFile(path, tt.content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := UpdateFile(path, LP64, Update{Time: time.Unix(1_700_000_100, 0), Values: []string{"1", "1"}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// FuzzDecodeHeader feeds corrupt headers to the reader: it must return an error, never
+// panic or allocate for counts the file cannot hold.
+func FuzzDecodeHeader(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "seed.rrd")
+	if err := Create(path, smallSpec(LP64)); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(path)
+	f.Add(seed)
+	f.Add(seed[:200])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
+			h, err := decodeHeader(b, int64(len(b)), l)
+			if err == nil && h.fileSize() != int64(len(b)) {
+				t.Fatalf("accepted a header for %d bytes in a %d-byte file", h.fileSize(), len(b))
+			}
+		}
+	})
+}
