@@ -30,17 +30,19 @@ fmt-check:
 test: deps fmt-check vet test-arm
 	$(GO) test -count=1 -timeout 15m -p 1 ./...
 
-# The engine's tests as 32-bit ARM (the Raspberry Pi's armv6) and arm64 binaries under
-# qemu-user. qemu-user does not emulate SO_TIMESTAMPNS (the engine then logs that it
+# The engine's and the RRD format's tests as 32-bit ARM (the Raspberry Pi's armv6) and
+# arm64 binaries under qemu-user. qemu-user does not emulate SO_TIMESTAMPNS (the engine then logs that it
 # measures RTTs when replies are read, and the scripted responder cannot start), SO_MEMINFO
 # (kernel drop counts) or reading back SO_BINDTODEVICE, so those tests are left out here.
 QEMU_SKIP := TestScripted|TestKernelDrops|TestRoundOptions/.*/.*interface
 test-arm: deps
 	@mkdir -p bin
-	GOARCH=arm GOARM=6 $(GO) test -c -o bin/pinger-armv6.test ./pinger
-	GOARCH=arm64 $(GO) test -c -o bin/pinger-arm64.test ./pinger
-	cd pinger && qemu-arm-static ../bin/pinger-armv6.test -test.count=1 -test.skip '$(QEMU_SKIP)'
-	cd pinger && qemu-aarch64-static ../bin/pinger-arm64.test -test.count=1 -test.skip '$(QEMU_SKIP)'
+	@for pkg in pinger rrdfmt; do \
+		GOARCH=arm GOARM=6 $(GO) test -c -o bin/$$pkg-armv6.test ./$$pkg || exit 1; \
+		GOARCH=arm64 $(GO) test -c -o bin/$$pkg-arm64.test ./$$pkg || exit 1; \
+		echo "qemu-arm $$pkg"; (cd $$pkg && qemu-arm-static ../bin/$$pkg-armv6.test -test.count=1 -test.skip '$(QEMU_SKIP)') || exit 1; \
+		echo "qemu-aarch64 $$pkg"; (cd $$pkg && qemu-aarch64-static ../bin/$$pkg-arm64.test -test.count=1 -test.skip '$(QEMU_SKIP)') || exit 1; \
+	done
 
 bench: build
 	$(GO) test -run '^$$' -bench Loopback -benchtime 1x -timeout 30m ./bench/

@@ -32,13 +32,13 @@ func parseNumber(s string) (float64, bool) {
 	number := 0.0
 	digits, decimals := 0, 0
 	for p != "" && isDigit(p[0]) {
-		number = number*10 + float64(p[0]-'0')
+		number = float64(number*10) + float64(p[0]-'0') // unfused, as rrdtool on amd64
 		p, digits = p[1:], digits+1
 	}
 	if p != "" && p[0] == '.' {
 		p = p[1:]
 		for p != "" && isDigit(p[0]) {
-			number = number*10 + float64(p[0]-'0')
+			number = float64(number*10) + float64(p[0]-'0')
 			p, digits, decimals = p[1:], digits+1, decimals+1
 		}
 	}

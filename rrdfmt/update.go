@@ -15,6 +15,10 @@ type rowWrite struct {
 
 // update applies one reading at time t (whole seconds) to the header, in the order and
 // with the arithmetic of rrdtool's rrd_update.c, and returns the rows to write.
+//
+// Products that are then added are converted with float64() explicitly: that stops the
+// compiler from fusing them into one multiply-add (as it does on arm64), which rounds
+// differently from rrdtool on amd64. Every build thus writes the same bits.
 func (h *header) update(t int64, values []string, rows []rowWrite) ([]rowWrite, error) {
 	if len(values) != len(h.ds) {
 		return rows, fmt.Errorf("expected %d data source readings, got %d", len(h.ds), len(values))
@@ -128,7 +132,7 @@ func (h *header) processPDPs(interval, preInt, postInt float64, elapsed uint64, 
 			if math.IsNaN(p.value) {
 				p.value = 0
 			}
-			p.value += pdpNew[i] / interval * preInt
+			p.value += float64(pdpNew[i] / interval * preInt)
 		}
 		if interval > float64(d.Heartbeat) || float64(h.step)/2.0 < float64(int64(p.unknownSec)) {
 			pdpTemp[i] = unknown()
@@ -219,7 +223,7 @@ func (c *cdpPrep) update(r RRA, pdp float64, stepCnt, elapsed, startOffset uint6
 func (c *cdpPrep) first(r RRA, pdp float64, startOffset uint64) float64 {
 	switch r.CF {
 	case "AVERAGE":
-		return (ifNaN(c.value, 0) + ifNaN(pdp, 0)*float64(startOffset)) / float64(r.PDPs-c.unknownPDP)
+		return (ifNaN(c.value, 0) + float64(ifNaN(pdp, 0)*float64(startOffset))) / float64(r.PDPs-c.unknownPDP)
 	case "MAX":
 		return math.Max(ifNaN(c.value, math.Inf(-1)), ifNaN(pdp, math.Inf(-1)))
 	case "MIN":
@@ -258,7 +262,7 @@ func accumulate(cf string, cdp, pdp float64, elapsed uint64) float64 {
 	}
 	switch cf {
 	case "AVERAGE":
-		return cdp + pdp*float64(elapsed)
+		return cdp + float64(pdp*float64(elapsed))
 	case "MIN":
 		if pdp < cdp {
 			return pdp
