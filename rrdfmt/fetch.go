@@ -76,7 +76,7 @@ func Fetch(path string, layout Layout, cf string, start, end time.Time, resoluti
 		row := make([]float64, nds)
 		if i < 0 || i >= rowCnt {
 			for j := range row {
-				row[j] = unknown()
+				row[j] = h.layout.unknown()
 			}
 		} else {
 			if pointer >= rowCnt {

@@ -90,12 +90,12 @@ func Create(path string, spec Spec) error {
 		curRow:  make([]uint64, len(spec.RRA)),
 	}
 	for i := range h.pdp {
-		h.pdp[i] = pdpPrep{lastDS: "U", value: unknown(), unknownSec: uint64(h.lastUp) % h.step}
+		h.pdp[i] = pdpPrep{lastDS: "U", value: h.layout.unknown(), unknownSec: uint64(h.lastUp) % h.step}
 	}
 	for ri, r := range h.rra {
 		for di := range h.ds {
 			h.cdp[ri*len(h.ds)+di] = cdpPrep{
-				value:      unknown(),
+				value:      h.layout.unknown(),
 				unknownPDP: ((uint64(h.lastUp) - h.pdp[di].unknownSec) % (h.step * r.PDPs)) / h.step,
 			}
 		}
@@ -132,7 +132,7 @@ func writeContent(f *os.File, h *header) error {
 	}
 	unknownRow := make([]byte, 8*len(h.ds)*1024)
 	for i := 0; i < len(unknownRow); i += 8 {
-		binary.LittleEndian.PutUint64(unknownRow[i:], dnanBits)
+		binary.LittleEndian.PutUint64(unknownRow[i:], math.Float64bits(h.layout.unknown()))
 	}
 	for _, r := range h.rra {
 		left := int(r.Rows) * 8 * len(h.ds)

@@ -5,11 +5,21 @@ import (
 	"strings"
 )
 
-// dnanBits is the NaN rrdtool stores for "unknown" (0.0/0.0 on x86 and ARM).
-const dnanBits = 0xfff8000000000000
+// The NaN rrdtool stores for "unknown" is its CPU's 0.0/0.0: negative on x86, positive
+// on ARM.
+const (
+	x86NaN = 0xfff8000000000000
+	armNaN = 0x7ff8000000000000
+)
 
-// unknown returns rrdtool's NaN, so the files we write match rrdtool's byte for byte.
-func unknown() float64 { return math.Float64frombits(dnanBits) }
+// unknown returns the NaN rrdtool writes on the layout's usual CPU, so the files we write
+// match rrdtool's byte for byte.
+func (l Layout) unknown() float64 {
+	if l == LP64 {
+		return math.Float64frombits(x86NaN)
+	}
+	return math.Float64frombits(armNaN)
+}
 
 // Exponent range of IEEE doubles (C's DBL_MIN_EXP and DBL_MAX_EXP).
 const (
@@ -91,7 +101,7 @@ func special(s string) (float64, bool) {
 	l := strings.ToLower(s)
 	switch {
 	case strings.HasPrefix(l, "-nan"), strings.HasPrefix(l, "nan"):
-		return unknown(), true
+		return math.NaN(), true
 	case strings.HasPrefix(l, "inf"):
 		return math.Inf(1), true
 	case strings.HasPrefix(l, "-inf"):

@@ -39,8 +39,8 @@ func smallSpec(layout Layout) Spec {
 	return Spec{
 		Step: 20 * time.Second, Start: time.Unix(1_700_000_000, 0), Layout: layout,
 		DS: []DS{
-			{Name: "a", Type: "GAUGE", Heartbeat: 40, Min: 0, Max: unknown()},
-			{Name: "b", Type: "GAUGE", Heartbeat: 40, Min: unknown(), Max: unknown()},
+			{Name: "a", Type: "GAUGE", Heartbeat: 40, Min: 0, Max: LP64.unknown()},
+			{Name: "b", Type: "GAUGE", Heartbeat: 40, Min: LP64.unknown(), Max: LP64.unknown()},
 		},
 		RRA: []RRA{{CF: "AVERAGE", XFF: 0.5, PDPs: 1, Rows: 10}, {CF: "MAX", XFF: 0.5, PDPs: 3, Rows: 5}},
 	}

@@ -246,7 +246,12 @@ func formatFetch(f *Fetched) string {
 		fmt.Fprintf(&b, "%10d:", ts)
 		for _, v := range row {
 			if math.IsNaN(v) {
-				b.WriteString(" -nan")
+				// printf shows the sign of the NaN, which differs between CPUs.
+				if math.Signbit(v) {
+					b.WriteString(" -nan")
+				} else {
+					b.WriteString(" nan")
+				}
 				continue
 			}
 			fmt.Fprintf(&b, " %0.10e", v)

@@ -54,7 +54,7 @@ func (h *header) update(t int64, values []string, rows []rowWrite) ([]rowWrite, 
 			// its share of the reading (rrdtool's "JKammler" fix).
 			openNew := make([]float64, len(pdpNew))
 			for i, v := range pdpNew {
-				openNew[i] = unknown()
+				openNew[i] = h.layout.unknown()
 				if !math.IsNaN(v) && interval > 0 {
 					openNew[i] = v * float64(open) / interval
 					pdpNew[i] -= openNew[i]
@@ -84,7 +84,7 @@ func (h *header) prepare(values []string, interval float64) ([]float64, error) {
 		if hb < interval {
 			p.lastDS = "U"
 		}
-		pdpNew[i] = unknown()
+		pdpNew[i] = h.layout.unknown()
 		if !strings.HasPrefix(values[i], "U") && hb >= interval {
 			v, ok := parseNumber(values[i])
 			if !ok {
@@ -92,7 +92,7 @@ func (h *header) prepare(values []string, interval float64) ([]float64, error) {
 			}
 			pdpNew[i] = v * interval
 			if (!math.IsNaN(d.Max) && v > d.Max) || (!math.IsNaN(d.Min) && v < d.Min) {
-				pdpNew[i] = unknown()
+				pdpNew[i] = h.layout.unknown()
 			}
 		}
 		p.lastDS = values[i]
@@ -135,13 +135,15 @@ func (h *header) processPDPs(interval, preInt, postInt float64, elapsed uint64, 
 			p.value += float64(pdpNew[i] / interval * preInt)
 		}
 		if interval > float64(d.Heartbeat) || float64(h.step)/2.0 < float64(int64(p.unknownSec)) {
-			pdpTemp[i] = unknown()
+			pdpTemp[i] = h.layout.unknown()
 		} else {
-			pdpTemp[i] = p.value / (float64(diff-int64(p.unknownSec)) - preUnknown)
+			// 0/0 makes a new NaN, whose sign is the CPU's: use the layout's, as
+			// rrdtool on that CPU would.
+			pdpTemp[i] = sameNaN(p.value/(float64(diff-int64(p.unknownSec))-preUnknown), h.layout.unknown())
 		}
 		if math.IsNaN(pdpNew[i]) {
 			p.unknownSec = uint64(math.Floor(postInt))
-			p.value = unknown()
+			p.value = h.layout.unknown()
 		} else {
 			p.unknownSec = 0
 			p.value = pdpNew[i] / interval * postInt
@@ -164,7 +166,7 @@ func (h *header) consolidate(elapsed, procCount uint64, pdpTemp []float64, rows 
 			c := &h.cdp[ri*nds+di]
 			switch {
 			case r.PDPs > 1:
-				c.update(r, pdpTemp[di], stepCnt, elapsed, startOffset)
+				c.update(r, pdpTemp[di], stepCnt, elapsed, startOffset, h.layout.unknown())
 			case elapsed > 2:
 				c.primary, c.secondary = pdpTemp[di], pdpTemp[di]
 			default:
@@ -191,27 +193,27 @@ func (h *header) consolidate(elapsed, procCount uint64, pdpTemp []float64, rows 
 }
 
 // update consolidates one data source's new PDP rate into an RRA (update_cdp).
-func (c *cdpPrep) update(r RRA, pdp float64, stepCnt, elapsed, startOffset uint64) {
+func (c *cdpPrep) update(r RRA, pdp float64, stepCnt, elapsed, startOffset uint64, nan float64) {
 	if stepCnt == 0 {
 		if math.IsNaN(pdp) {
 			c.unknownPDP += elapsed
 			return
 		}
-		c.value = accumulate(r.CF, c.value, pdp, elapsed)
+		c.value = sameNaN(accumulate(r.CF, c.value, pdp, elapsed), nan)
 		return
 	}
 	if math.IsNaN(pdp) {
 		c.unknownPDP += startOffset
-		c.secondary = unknown()
+		c.secondary = nan
 	} else {
 		c.secondary = pdp
 	}
 	if float64(c.unknownPDP) > float64(r.PDPs)*r.XFF {
-		c.primary = unknown()
+		c.primary = nan
 	} else {
-		c.primary = c.first(r, pdp, startOffset)
+		c.primary = sameNaN(c.first(r, pdp, startOffset), nan)
 	}
-	c.value = carryOver(r.CF, pdp, (elapsed-startOffset)%r.PDPs)
+	c.value = sameNaN(carryOver(r.CF, pdp, (elapsed-startOffset)%r.PDPs, nan), nan)
 	if math.IsNaN(pdp) {
 		c.unknownPDP = (elapsed - startOffset) % r.PDPs
 	} else {
@@ -234,7 +236,7 @@ func (c *cdpPrep) first(r RRA, pdp float64, startOffset uint64) float64 {
 
 // carryOver starts the next row with the PDPs after the last completed one
 // (initialize_carry_over).
-func carryOver(cf string, pdp float64, into uint64) float64 {
+func carryOver(cf string, pdp float64, into uint64, nan float64) float64 {
 	if into == 0 || math.IsNaN(pdp) {
 		switch cf {
 		case "MAX":
@@ -244,7 +246,7 @@ func carryOver(cf string, pdp float64, into uint64) float64 {
 		case "AVERAGE":
 			return 0
 		}
-		return unknown()
+		return nan
 	}
 	if cf == "AVERAGE" {
 		return pdp * float64(into)
@@ -275,6 +277,15 @@ func accumulate(cf string, cdp, pdp float64, elapsed uint64) float64 {
 		return cdp
 	}
 	return pdp
+}
+
+// sameNaN replaces any NaN by the given one, so NaNs made by arithmetic carry the bits of
+// the layout's CPU rather than of the CPU running this code.
+func sameNaN(v, nan float64) float64 {
+	if math.IsNaN(v) {
+		return nan
+	}
+	return v
 }
 
 func ifNaN(v, alt float64) float64 {
