@@ -47,6 +47,7 @@ test-arm: deps
 bench: build
 	$(GO) test -run '^$$' -bench Loopback -benchtime 1x -timeout 30m ./bench/
 	$(GO) test -run '^$$' -bench SteadyState -benchtime 200000x -benchmem ./bench/
+	$(GO) test -run '^$$' -bench RRDUpdate -benchtime 2s ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 
 run: build
