@@ -20,10 +20,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		return
 	}
-	last, err := lastUpdate(path, LP64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	last := lastUpdate(t, path, LP64)
 	for i := int64(1); ; i++ {
 		u := Update{Time: time.Unix(last+i*7, 0), Values: []string{strconv.FormatInt(i%6, 10), "0.05", "0.01", "0.02"}}
 		if err := UpdateFile(path, LP64, u); err != nil {
@@ -52,11 +49,11 @@ func TestKillDuringUpdate(t *testing.T) {
 		child.Process.Signal(syscall.SIGKILL)
 		child.Wait()
 		rrdtool(t, "info", path)
-		if _, err := lastUpdate(path, LP64); err != nil {
+		if _, err := ReadInfo(path, LP64); err != nil {
 			t.Fatalf("round %d: after kill -9: %v", round, err)
 		}
 	}
-	if last, _ := lastUpdate(path, LP64); last <= spec.Start.Unix() {
+	if lastUpdate(t, path, LP64) <= spec.Start.Unix() {
 		t.Fatal("the killed processes never updated the file")
 	}
 	dump := string(rrdtool(t, "dump", path))

@@ -241,16 +241,37 @@ func lock(f *os.File, typ int16) error {
 	}
 }
 
-// lastUpdate returns the time of a file's last update, as rrdtool last does.
-func lastUpdate(path string, layout Layout) (int64, error) {
+// Info describes an RRD file, as the definitions part of rrdtool info does.
+type Info struct {
+	Layout     Layout
+	Version    string
+	Step       time.Duration
+	LastUpdate time.Time
+	DS         []DS
+	RRA        []RRA
+}
+
+// ReadInfo reads the definitions and the last update time of the file at path, which must
+// have the given layout. It holds rrdtool's read lock while reading.
+func ReadInfo(path string, layout Layout) (*Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("rrdfmt: %w", err)
 	}
 	defer f.Close()
+	if err := lock(f, unix.F_RDLCK); err != nil {
+		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
+	}
 	h, err := readHeader(f, layout)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
 	}
-	return h.lastUp, nil
+	return &Info{
+		Layout:     h.layout,
+		Version:    h.version,
+		Step:       time.Duration(h.step) * time.Second,
+		LastUpdate: time.Unix(h.lastUp, int64(h.lastUpUsec)*1000),
+		DS:         h.ds,
+		RRA:        h.rra,
+	}, nil
 }

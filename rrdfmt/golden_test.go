@@ -64,10 +64,7 @@ func TestGolden(t *testing.T) {
 				}
 
 				golden := filepath.Join(goldenDir, name+"-"+arch+".rrd")
-				last, err := lastUpdate(golden, layout)
-				if err != nil {
-					t.Fatal(err)
-				}
+				last := lastUpdate(t, golden, layout)
 				fetched, err := Fetch(golden, layout, "AVERAGE", time.Unix(last-86400, 0), time.Unix(last, 0), 0)
 				if err != nil {
 					t.Fatal(err)

@@ -214,3 +214,39 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 	})
 }
+
+// lastUpdate is the file's last update in seconds, read with ReadInfo.
+func lastUpdate(t *testing.T, path string, layout Layout) int64 {
+	t.Helper()
+	info, err := ReadInfo(path, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.LastUpdate.Unix()
+}
+
+// TestReadInfo compares ReadInfo of rrdtool's files with rrdtool info and last.
+func TestReadInfo(t *testing.T) {
+	path := goldenDir + "/pm60-amd64.rrd"
+	info, err := ReadInfo(path, LP64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(rrdtool(t, "info", path))
+	last := strings.TrimSpace(string(rrdtool(t, "last", path)))
+	for _, want := range []string{
+		"step = " + strconv.Itoa(int(info.Step/time.Second)),
+		"last_update = " + strconv.FormatInt(info.LastUpdate.Unix(), 10),
+		"ds[ping5].minimal_heartbeat = " + strconv.FormatUint(info.DS[6].Heartbeat, 10),
+		"rra[15].pdp_per_row = " + strconv.FormatUint(info.RRA[15].PDPs, 10),
+		"rra[15].cf = \"" + info.RRA[15].CF + "\"",
+		"rrd_version = \"" + info.Version + "\"",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("rrdtool info does not say %q", want)
+		}
+	}
+	if last != strconv.FormatInt(info.LastUpdate.Unix(), 10) || len(info.DS) != 7 || len(info.RRA) != 16 {
+		t.Errorf("info %+v; rrdtool last %s", info, last)
+	}
+}

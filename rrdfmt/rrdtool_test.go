@@ -199,10 +199,7 @@ func TestDumpEquivalence(t *testing.T) {
 // CF and for windows inside, across and beyond the archives, at several resolutions.
 func compareFetch(t *testing.T, path string, spec Spec) {
 	t.Helper()
-	last, err := lastUpdate(path, LP64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	last := lastUpdate(t, path, LP64)
 	step := int64(spec.Step / time.Second)
 	windows := []struct{ start, end, res int64 }{
 		{last - 3600, last, 0},
