@@ -4,11 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Fetched is the answer to Fetch: Rows[i] holds one value per data source (NaN for
@@ -25,18 +22,11 @@ type Fetched struct {
 // RRA, aligning the interval and filling rows outside the archive with NaN exactly as
 // rrdtool fetch does. It holds rrdtool's read lock while reading.
 func Fetch(path string, layout Layout, cf string, start, end time.Time, resolution time.Duration) (*Fetched, error) {
-	f, err := os.Open(path)
+	f, h, err := openLocked(path, layout, false)
 	if err != nil {
-		return nil, fmt.Errorf("rrdfmt: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	if err := lock(f, unix.F_RDLCK); err != nil {
-		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
-	h, err := readHeader(f, layout)
-	if err != nil {
-		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
 	s, e := start.Unix(), end.Unix()
 	if e < s {
 		return nil, fmt.Errorf("rrdfmt: fetch %s: start %d should be less than end %d", path, s, e)

@@ -157,18 +157,11 @@ type Update struct {
 // UpdateFile applies updates in order to the file at path, holding rrdtool's write lock.
 // The file must have the given layout. On an error no update of this call is written.
 func UpdateFile(path string, layout Layout, updates ...Update) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, h, err := openLocked(path, layout, true)
 	if err != nil {
-		return fmt.Errorf("rrdfmt: %w", err)
+		return err
 	}
 	defer f.Close()
-	if err := lock(f, unix.F_WRLCK); err != nil {
-		return fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
-	h, err := readHeader(f, layout)
-	if err != nil {
-		return fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
 	var rows []rowWrite
 	for _, u := range updates {
 		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
@@ -191,6 +184,29 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 		return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// openLocked opens an RRD file, takes rrdtool's read or write lock on it, and reads its
+// header. The lock goes with the file's closing.
+func openLocked(path string, layout Layout, write bool) (*os.File, *header, error) {
+	flag, typ := os.O_RDONLY, int16(unix.F_RDLCK)
+	if write {
+		flag, typ = os.O_RDWR, unix.F_WRLCK
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rrdfmt: %w", err)
+	}
+	if err := lock(f, typ); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
+	}
+	h, err := readHeader(f, layout)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
+	}
+	return f, h, nil
 }
 
 // readHeader reads and decodes the header of an open RRD file.
@@ -254,18 +270,11 @@ type Info struct {
 // ReadInfo reads the definitions and the last update time of the file at path, which must
 // have the given layout. It holds rrdtool's read lock while reading.
 func ReadInfo(path string, layout Layout) (*Info, error) {
-	f, err := os.Open(path)
+	f, h, err := openLocked(path, layout, false)
 	if err != nil {
-		return nil, fmt.Errorf("rrdfmt: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	if err := lock(f, unix.F_RDLCK); err != nil {
-		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
-	h, err := readHeader(f, layout)
-	if err != nil {
-		return nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
-	}
 	return &Info{
 		Layout:     h.layout,
 		Version:    h.version,
