@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -249,4 +250,22 @@ func TestReadInfo(t *testing.T) {
 	if last != strconv.FormatInt(info.LastUpdate.Unix(), 10) || len(info.DS) != 7 || len(info.RRA) != 16 {
 		t.Errorf("info %+v; rrdtool last %s", info, last)
 	}
+}
+
+// TestLockInterop holds rrdfmt's write lock and checks that the real rrdtool respects it.
+func TestLockInterop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.rrd")
+	if err := Create(path, smallSpec(LP64)); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := openLocked(path, LP64, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("rrdtool", "update", path, "1700000030:1:2").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "lock") {
+		t.Errorf("rrdtool update while we hold the lock: %v, %s; want a lock error", err, out)
+	}
+	f.Close()
+	rrdtool(t, "update", path, "1700000030:1:2")
 }
