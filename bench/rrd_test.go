@@ -155,4 +155,3 @@ func BenchmarkRRDUpdate(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	})
 }
-
