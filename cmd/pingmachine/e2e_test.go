@@ -19,13 +19,10 @@ import (
 // tests can run it as an unprivileged user. The pure-Go resolver (netgo) keeps name
 // lookups of invalid names local instead of asking the system's DNS server.
 var binary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "pingmachine-e2e-")
-	if err != nil {
+	if err := os.Chmod(buildDir, 0o755); err != nil {
 		return "", err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
+	dir := buildDir
 	bin := filepath.Join(dir, "pingmachine")
 	out, err := exec.Command("go", "build", "-tags", "netgo", "-o", bin, ".").CombinedOutput()
 	if err != nil {
@@ -33,6 +30,19 @@ var binary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// buildDir holds the binary for the whole run; TestMain removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if buildDir, err = os.MkdirTemp("", "pingmachine-e2e-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(buildDir)
+	os.Exit(code)
+}
 
 func build(t *testing.T) string {
 	t.Helper()
