@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"pingmachine/pinger/pingtest"
 )
@@ -90,7 +91,7 @@ func TestPingCommand(t *testing.T) {
 	}{
 		{
 			name:  "loopback, both families, aligned",
-			args:  []string{"-c", "3", "-p", "50", "127.0.0.1", "127.0.0.2", "::1"},
+			args:  []string{"-c", "3", "-p", "100", "127.0.0.1", "127.0.0.2", "::1"},
 			lines: []*regexp.Regexp{fpingLine("127.0.0.1", 3, 0), fpingLine("127.0.0.2", 3, 0), fpingLine("::1      ", 3, 0)},
 		},
 		{
@@ -105,6 +106,11 @@ func TestPingCommand(t *testing.T) {
 			lines:  []*regexp.Regexp{fpingLine("127.0.0.1", 1, 0)},
 			stderr: "no_such..host",
 			exit:   2,
+		},
+		{
+			name:  "duplicates each get a line, joined flags",
+			args:  []string{"-c2", "-p20", "-i5", "-t100", "127.0.0.1", "::1", "127.0.0.1"},
+			lines: []*regexp.Regexp{fpingLine("127.0.0.1", 2, 0), fpingLine("::1      ", 2, 0), fpingLine("127.0.0.1", 2, 0)},
 		},
 		{
 			name:   "family mismatch",
@@ -210,6 +216,62 @@ func TestDatagramFallback(t *testing.T) {
 	for _, want := range []string{"CAP_NET_RAW", "ping_group_range", `"1 0"`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr %q does not mention %q", stderr, want)
+		}
+	}
+}
+
+// TestUnresolvableName looks up a name under .invalid (RFC 6761: never resolves) in a
+// network namespace without a default route, so the DNS query cannot leave the host
+// whatever /etc/resolv.conf names. The name is reported, the rest pinged, exit status 2.
+func TestUnresolvableName(t *testing.T) {
+	bin := build(t)
+	link := pingtest.NewLink(t)
+	stdout, stderr, code := runCmd(t, link.Client.Command(bin, "ping", "-c", "3", "-p", "100",
+		"nonexistent.invalid", "127.0.0.1"))
+	if code != exitBadArgs {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitBadArgs, stderr)
+	}
+	if !strings.HasPrefix(stderr, "nonexistent.invalid: ") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line \"nonexistent.invalid: <reason>\"", stderr)
+	}
+	// The unresolved name is left out of the output and of the column width.
+	if !fpingLine("127.0.0.1", 3, 0).MatchString(strings.TrimSuffix(stdout, "\n")) || strings.Count(stdout, "\n") != 1 {
+		t.Errorf("stdout %q, want one line for 127.0.0.1", stdout)
+	}
+}
+
+// TestInterrupt sends SIGINT in the middle of a run: what was measured is printed, the
+// pings not sent yet as lost, and the exit status is 1.
+func TestInterrupt(t *testing.T) {
+	bin := build(t)
+	cmd := exec.Command(bin, "ping", "-c", "100", "-p", "20", "127.0.0.1", "::1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // about 25 pings each, of 100 over 2 s
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitLoss {
+		t.Errorf("wait: %v, want exit status %d; stderr %q", err, exitLoss, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("stdout %q, want two lines", stdout.String())
+	}
+	for i, name := range []string{`127\.0\.0\.1`, `::1      `} {
+		re := regexp.MustCompile(`^` + name + ` :((?: \d+\.\d+)+)((?: -)+)$`)
+		m := re.FindStringSubmatch(lines[i])
+		if m == nil {
+			t.Errorf("line %q: want answered pings, then lost ones", lines[i])
+			continue
+		}
+		if n := strings.Count(m[1], " ") + strings.Count(m[2], " "); n != 100 {
+			t.Errorf("line %q has %d results, want 100", lines[i], n)
 		}
 	}
 }

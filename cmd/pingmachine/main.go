@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,48 +28,87 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit statuses, as fping uses them.
+// Exit statuses. 0 and 1 mean what they mean for fping; fping gives 2 for names that do
+// not resolve and 1 (3 in its manual) for bad arguments, where we give 2 for both, so that
+// 1 always means a target did not answer.
 const (
 	exitOK      = 0
-	exitLoss    = 1 // some target did not answer
+	exitLoss    = 1 // some target did not answer, or the run was interrupted
 	exitBadArgs = 2 // bad arguments or names
 )
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "ping" {
-		return pingCommand(ctx, args[1:], stdin, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "ping":
+			return pingCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "help":
+			usage(stderr)
+			return exitOK
+		}
 	}
 	return daemonCommand(args, stderr)
 }
 
-// daemonCommand parses the Perl pingmachine's command line.
-func daemonCommand(args []string, stderr io.Writer) int {
+// usage lists the daemon's command line (the Perl pingmachine's) and the subcommands.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
+	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
+	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+}
+
+// daemonConfig is the Perl pingmachine's command line.
+type daemonConfig struct {
+	debug    bool
+	user     string
+	basedir  string
+	telegraf string // HOST:PORT
+}
+
+// parseDaemonArgs parses the daemon's flags, each under its long and short name as the
+// Perl version's Getopt::Long accepts them. Errors are already explained on stderr.
+func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
+	c := daemonConfig{basedir: "/var/lib/pingmachine"}
 	fs := flag.NewFlagSet("pingmachine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		debug            bool
-		user, basedir, t string
-	)
-	fs.BoolVar(&debug, "debug", false, "run in the foreground with debug logs on stderr")
-	fs.BoolVar(&debug, "d", false, "short for --debug")
-	fs.StringVar(&user, "user", "", "switch to this user after opening sockets")
-	fs.StringVar(&user, "u", "", "short for --user")
-	fs.StringVar(&basedir, "basedir", "/var/lib/pingmachine", "base directory with orders/, output/, archive/")
-	fs.StringVar(&basedir, "b", "/var/lib/pingmachine", "short for --basedir")
-	fs.StringVar(&t, "telegraf", "", "send results to telegraf at HOST:PORT (UDP)")
-	fs.StringVar(&t, "t", "", "short for --telegraf")
+	for _, name := range []string{"debug", "d"} {
+		fs.BoolVar(&c.debug, name, c.debug, "run in the foreground with debug logs on stderr")
+	}
+	for _, name := range []string{"user", "u"} {
+		fs.StringVar(&c.user, name, c.user, "switch to `USER` after opening the sockets")
+	}
+	for _, name := range []string{"basedir", "b"} {
+		fs.StringVar(&c.basedir, name, c.basedir, "base `DIR`ectory holding orders/, output/, archive/")
+	}
+	for _, name := range []string{"telegraf", "t"} {
+		fs.StringVar(&c.telegraf, name, c.telegraf, "send results to telegraf at `HOST:PORT` (UDP)")
+	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
-		fmt.Fprintln(stderr, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
-		fmt.Fprintln(stderr, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+		usage(stderr)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		// Not a flag and not a subcommand: most likely a mistyped subcommand.
+		fmt.Fprintf(stderr, "pingmachine: unknown command %q\n", fs.Arg(0))
+		usage(stderr)
+		return c, fmt.Errorf("unknown command %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+// daemonCommand runs the bare form. The daemon is not built yet, so after checking the
+// flags it says so and fails: a service manager must not take this for a running daemon.
+func daemonCommand(args []string, stderr io.Writer) int {
+	if _, err := parseDaemonArgs(args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitBadArgs
 	}
+	usage(stderr)
 	fmt.Fprintln(stderr, "pingmachine: the daemon is not built yet; see 'pingmachine ping -h'")
 	return exitBadArgs
 }

@@ -28,6 +28,7 @@ type pingConfig struct {
 	timeout  time.Duration
 	size     int
 	v4, v6   bool
+	family   family // what -4, -6 or -S allow
 	source   netip.Addr
 	iface    string
 	tos      int
@@ -66,8 +67,8 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	fs.Var(msFlag{&c.interval}, "i", "time between the first pings of successive targets, in ms (default: the period spread over all targets)")
 	fs.Var(msFlag{&c.timeout}, "t", "how long a ping waits for its reply, in ms (default: the period, at most 2000)")
 	fs.IntVar(&c.size, "s", c.size, "ICMP payload bytes")
-	fs.BoolVar(&c.v4, "4", false, "IPv4 only: resolve names to A records")
-	fs.BoolVar(&c.v6, "6", false, "IPv6 only: resolve names to AAAA records")
+	fs.BoolVar(&c.v4, "4", false, "IPv4 only: resolve names to A records (implied by an IPv4 -S)")
+	fs.BoolVar(&c.v6, "6", false, "IPv6 only: resolve names to AAAA records (implied by an IPv6 -S)")
 	fs.StringVar(&source, "S", "", "source address")
 	fs.StringVar(&c.iface, "I", "", "interface to send from")
 	fs.IntVar(&c.tos, "Q", 0, "IPv4 TOS or IPv6 traffic class, 0-255")
@@ -77,7 +78,7 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 		fmt.Fprintln(stderr, "usage: pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 		fmt.Fprintln(stderr, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 		fmt.Fprintln(stderr, "Prints one line per target, RTTs in ms and - for a lost ping, as fping -C does.")
-		fmt.Fprintln(stderr, "Exit status: 0 every target answered, 1 some did not, 2 bad arguments or names.")
+		fmt.Fprintln(stderr, "Exit status: 0 every target answered, 1 some did not or interrupted, 2 bad arguments or names.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(splitJoinedFlags(args)); err != nil {
@@ -105,11 +106,14 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("-S %q: not an IP address", source))
-		case c.v4 && !a.Unmap().Is4(), c.v6 && a.Unmap().Is4():
-			problems = append(problems, fmt.Sprintf("-S %s: not of the chosen address family", source))
+		case c.v4 && !a.Unmap().Is4():
+			problems = append(problems, fmt.Sprintf("-S %s: not an IPv4 address, as -4 asks", source))
+		case c.v6 && a.Unmap().Is4():
+			problems = append(problems, fmt.Sprintf("-S %s: not an IPv6 address, as -6 asks", source))
 		}
 		c.source = a.Unmap()
 	}
+	c.family = chooseFamily(c.v4, c.v6, c.source)
 	if c.file == "" && len(c.targets) == 0 {
 		problems = append(problems, "no targets: name them or use -f")
 	}
@@ -117,6 +121,7 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, "pingmachine ping:", p)
 		}
+		fmt.Fprintln(stderr, "see 'pingmachine ping -h'")
 		return c, errors.New(strings.Join(problems, "; "))
 	}
 	return c, nil
@@ -159,16 +164,59 @@ type target struct {
 	addr netip.Addr
 }
 
-// resolve turns names into addresses of the wanted family, in order. Names that do not
-// resolve are left out and reported.
-func resolve(ctx context.Context, names []string, v4, v6 bool) ([]target, []error) {
-	network := "ip"
+// family is the address family targets must have, and the flag that asked for it.
+type family struct {
+	network string // "ip", "ip4" or "ip6", as net.Resolver.LookupNetIP takes it
+	flag    string // "-4", "-6", "-S <addr>", or empty when either family will do
+}
+
+// chooseFamily restricts targets to one family with -4 or -6, or else to the family of a
+// -S source address: a round cannot send from an address of the other family.
+func chooseFamily(v4, v6 bool, source netip.Addr) family {
 	switch {
 	case v4:
-		network = "ip4"
+		return family{"ip4", "-4"}
 	case v6:
-		network = "ip6"
+		return family{"ip6", "-6"}
+	case source.IsValid() && source.Is4():
+		return family{"ip4", "-S " + source.String()}
+	case source.IsValid():
+		return family{"ip6", "-S " + source.String()}
 	}
+	return family{network: "ip"}
+}
+
+func (f family) allows(a netip.Addr) bool {
+	switch f.network {
+	case "ip4":
+		return a.Is4()
+	case "ip6":
+		return a.Is6()
+	}
+	return true
+}
+
+// resolveError says why a target name was left out, as fping does: "<name>: <reason>".
+type resolveError struct {
+	name string
+	err  error
+}
+
+func (e *resolveError) Error() string {
+	// A DNSError repeats the name ("lookup x: no such host"); its reason alone reads as
+	// fping's "x: Name or service not known".
+	var dnsErr *net.DNSError
+	if errors.As(e.err, &dnsErr) {
+		return e.name + ": " + dnsErr.Err
+	}
+	return e.name + ": " + e.err.Error()
+}
+
+func (e *resolveError) Unwrap() error { return e.err }
+
+// resolve turns names into addresses of the wanted family, in order; IP literals are
+// taken as they are. Names that do not resolve are left out and reported.
+func resolve(ctx context.Context, names []string, fam family) ([]target, []error) {
 	out := make([]target, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, 16) // bounded parallel lookups
@@ -176,23 +224,22 @@ func resolve(ctx context.Context, names []string, v4, v6 bool) ([]target, []erro
 	for i, name := range names {
 		out[i].name = name
 		if a, err := netip.ParseAddr(name); err == nil {
-			a = a.Unmap()
-			if (v4 && !a.Is4()) || (v6 && a.Is4()) {
-				errs[i] = fmt.Errorf("%s: address of the wrong family for -%s", name, network[2:])
+			out[i].addr = a.Unmap()
+			if !fam.allows(out[i].addr) {
+				errs[i] = &resolveError{name, fmt.Errorf("wrong family for %s", fam.flag)}
 			}
-			out[i].addr = a
 			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, name)
+			addrs, err := net.DefaultResolver.LookupNetIP(ctx, fam.network, name)
 			switch {
 			case err != nil:
-				errs[i] = fmt.Errorf("%s: %w", name, err)
+				errs[i] = &resolveError{name, err}
 			case len(addrs) == 0:
-				errs[i] = fmt.Errorf("%s: no address", name)
+				errs[i] = &resolveError{name, errors.New("no address")}
 			default:
 				out[i].addr = addrs[0].Unmap()
 			}
@@ -265,7 +312,12 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintln(stderr, "pingmachine ping: no targets")
 		return exitBadArgs
 	}
-	targets, failed := resolve(ctx, names, c.v4, c.v6)
+	targets, failed := resolve(ctx, names, c.family)
+	if ctx.Err() != nil {
+		// Interrupted while resolving: the names did not fail, nothing was measured.
+		fmt.Fprintln(stderr, "pingmachine ping: interrupted")
+		return exitLoss
+	}
 	for _, err := range failed {
 		fmt.Fprintln(stderr, err)
 	}
@@ -297,6 +349,10 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		if rounds[i].Received() == 0 {
 			code = exitLoss
 		}
+	}
+	if ctx.Err() != nil {
+		// Interrupted: the pings not sent yet are shown as lost, so the run is incomplete.
+		code = exitLoss
 	}
 	if len(failed) > 0 {
 		code = exitBadArgs
@@ -331,7 +387,10 @@ func pingTargets(ctx context.Context, c pingConfig, targets []target, log *slog.
 		stop()
 		<-ran
 		if c.verbose {
-			log.Info("engine counters", "stats", fmt.Sprintf("%+v", engine.Stats()))
+			s := engine.Stats()
+			log.Info("engine counters", "sent", s.Sent, "send_errors", s.SendErrors, "received", s.Received,
+				"timed_out", s.TimedOut, "late", s.Late, "duplicate", s.Duplicate, "foreign", s.Foreign,
+				"icmp_errors", s.ICMPErrors, "kernel_drops", s.KernelDrops)
 		}
 	}()
 
