@@ -139,7 +139,7 @@ func BenchmarkRRDUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		if err := c.Create(ctx, "main.rrd", spec.Step, start, defs...); err != nil {
+		if err := c.Create(ctx, "main.rrd", spec.Step, start, true, defs...); err != nil {
 			b.Fatal(err)
 		}
 		b.ResetTimer()

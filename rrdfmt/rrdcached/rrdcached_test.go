@@ -1,6 +1,7 @@
 package rrdcached
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,238 +10,578 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"pingmachine/rrdfmt"
 )
 
-// daemon is a real rrdcached started for one test, on a unix socket and on loopback TCP.
+// daemon is a real rrdcached for one test, listening on a unix socket in a temporary
+// directory and on a free loopback TCP port.
 type daemon struct {
 	dir, sock, tcp string
+	args           []string
 	cmd            *exec.Cmd
+	log            bytes.Buffer
 }
 
-func startDaemon(t *testing.T) *daemon {
-	t.Helper()
-	bin, err := exec.LookPath("rrdcached")
-	if err != nil {
-		t.Fatal("rrdcached is not installed (make test installs it)")
+func startDaemon(tb testing.TB) *daemon {
+	tb.Helper()
+	if _, err := exec.LookPath("rrdcached"); err != nil {
+		tb.Fatal("rrdcached not installed (make test installs it)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	root := t.TempDir()
-	d := &daemon{dir: filepath.Join(root, "rrd"), sock: filepath.Join(root, "sock"), tcp: fmt.Sprintf("127.0.0.1:%d", port)}
+	root := tb.TempDir()
+	d := &daemon{dir: filepath.Join(root, "rrd"), sock: filepath.Join(root, "sock"), tcp: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	for _, dir := range []string{d.dir, filepath.Join(root, "journal")} {
 		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
-	// -g: foreground; -B: paths stay inside -b; -w: write each file out only on FLUSH or
-	// after an hour, so the tests see that FLUSH works.
-	d.cmd = exec.Command(bin, "-g", "-B", "-b", d.dir, "-j", filepath.Join(root, "journal"),
-		"-p", filepath.Join(root, "pid"), "-w", "3600", "-z", "1", "-f", "7200",
-		"-l", "unix:"+d.sock, "-l", d.tcp)
-	d.cmd.Stderr = os.Stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
+	// -g: foreground. -B: paths stay inside -b, relative ones are relative to it.
+	// -w 3600: files are written only on FLUSH (or after an hour), so the tests can see
+	// that FLUSH is what puts readings on disk. -z must be positive (1.7.2 refuses 0), and
+	// -f at least twice -w to keep the daemon from warning.
+	d.args = []string{"-g", "-B", "-b", d.dir, "-F", "-w", "3600", "-z", "1", "-f", "7200",
+		"-j", filepath.Join(root, "journal"), "-p", filepath.Join(root, "pid"),
+		"-l", "unix:" + d.sock, "-l", d.tcp}
+	d.start(tb)
+	tb.Cleanup(func() {
+		d.kill()
+		if tb.Failed() {
+			tb.Logf("rrdcached output:\n%s", d.log.String())
+		}
 	})
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", d.tcp); err == nil {
-			c.Close()
-			if _, err := os.Stat(d.sock); err == nil {
-				return d
-			}
+	return d
+}
+
+// start runs the daemon and waits until both listeners accept connections.
+func (d *daemon) start(tb testing.TB) {
+	tb.Helper()
+	d.cmd = exec.Command("rrdcached", d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
+	if err := d.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if up(d.sock, d.tcp) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("rrdcached did not start listening")
+			tb.Fatalf("rrdcached did not start listening; output:\n%s", d.log.String())
 		}
 	}
 }
 
-var defs = []string{"DS:loss:GAUGE:120:0:5", "DS:median:GAUGE:120:0:180", "RRA:AVERAGE:0.5:1:100", "RRA:MAX:0.5:5:20"}
+func up(sock, tcp string) bool {
+	for _, a := range [][2]string{{"unix", sock}, {"tcp", tcp}} {
+		c, err := net.Dial(a[0], a[1])
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
 
-const start = 1_699_999_980 // a multiple of the 60 s step
+// kill stops the daemon at once, as a crash would.
+func (d *daemon) kill() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		d.cmd.Process.Kill()
+		d.cmd.Wait()
+		d.cmd = nil
+	}
+}
 
-func TestClient(t *testing.T) {
+func dial(tb testing.TB, addr string) *Client {
+	tb.Helper()
+	c, err := Dial(context.Background(), addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+var defs = []string{"DS:loss:GAUGE:120:0:20", "DS:median:GAUGE:120:0:180", "RRA:AVERAGE:0.5:1:100", "RRA:MAX:0.5:5:20"}
+
+const t0 = 1_699_999_980 // a multiple of the 60 s step
+
+// fetch runs the real rrdtool on path and returns the AVERAGE rows from (start, end] by
+// time; unknown values are NaN.
+func fetch(t *testing.T, path string, start, end int64) map[int64][]float64 {
+	t.Helper()
+	out, err := exec.Command("rrdtool", "fetch", path, "AVERAGE", "-s", strconv.FormatInt(start, 10), "-e", strconv.FormatInt(end, 10)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rrdtool fetch %s: %v\n%s", path, err, out)
+	}
+	rows := map[int64][]float64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		ts, vals, ok := strings.Cut(l, ":")
+		sec, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+		if !ok || err != nil {
+			continue // the header and the blank line
+		}
+		var row []float64
+		for _, f := range strings.Fields(vals) {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				v = math.NaN() // rrdtool prints "-nan" on some systems
+			}
+			row = append(row, v)
+		}
+		rows[sec] = row
+	}
+	return rows
+}
+
+// TestCreateUpdateFlushFetch goes through every address form: create through the daemon,
+// update, FLUSH, and read the file with rrdtool itself.
+func TestCreateUpdateFlushFetch(t *testing.T) {
 	d := startDaemon(t)
 	ctx := context.Background()
-	for _, addr := range []string{"unix:" + d.sock, d.sock, d.tcp} {
-		t.Run(addr, func(t *testing.T) {
-			c, err := Dial(ctx, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+	for _, tc := range []struct{ name, addr, file string }{
+		{"unix-prefix", "unix:" + d.sock, "a.rrd"},
+		{"unix-path", d.sock, "sub dir b.rrd"}, // a space, escaped on the wire
+		{"tcp", d.tcp, "c.rrd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, tc.addr)
 			if err := c.Ping(ctx); err != nil {
 				t.Fatal(err)
 			}
-			file := strings.NewReplacer("/", "_", ":", "_").Replace(addr) + ".rrd"
-			if err := c.Create(ctx, file, time.Minute, time.Unix(start, 0), defs...); err != nil {
+			if err := c.Create(ctx, tc.file, time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 				t.Fatal(err)
 			}
-			var ups []string
+			var vals []string
 			for i := 1; i <= 30; i++ {
-				ups = append(ups, fmt.Sprintf("%d:%d:%.3f", start+60*i, i%6, float64(i)/100))
+				vals = append(vals, fmt.Sprintf("%d:%d:%d.5", t0+60*i, i%20, i))
 			}
-			if err := c.Update(ctx, file, ups[:10]...); err != nil {
+			if err := c.Update(ctx, tc.file, vals[:20]...); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Batch(ctx, "UPDATE "+file+" "+strings.Join(ups[10:20], " "), "UPDATE "+file+" "+strings.Join(ups[20:], " ")); err != nil {
+			for _, v := range vals[20:] {
+				if err := c.Update(ctx, tc.file, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			end := int64(t0 + 60*30)
+			path := filepath.Join(d.dir, tc.file)
+			if row := fetch(t, path, end-60, end)[end]; len(row) != 2 || !math.IsNaN(row[1]) {
+				t.Errorf("row %d before FLUSH = %v, want unknown (written only on FLUSH)", end, row)
+			}
+			if last, err := c.Last(ctx, tc.file); err != nil || last.Unix() != end {
+				t.Errorf("LAST = %v, %v; want %d (queued readings count)", last.Unix(), err, end)
+			}
+			if err := c.Flush(ctx, tc.file); err != nil {
 				t.Fatal(err)
 			}
-			// Written out only on FLUSH (-w 3600): until then the file on disk has no value.
-			path := filepath.Join(d.dir, file)
-			end := int64(start + 60*30)
-			if v := medianOnDisk(t, path, end); !math.IsNaN(v) {
-				t.Errorf("median on disk before FLUSH = %v, want unknown", v)
+			rows := fetch(t, path, t0, end)
+			for i := 1; i <= 30; i++ {
+				ts := int64(t0 + 60*i)
+				want := []float64{float64(i % 20), float64(i) + 0.5}
+				if got := rows[ts]; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+					t.Errorf("rrdtool fetch row %d = %v, want %v", ts, got, want)
+				}
 			}
-			if last, err := c.Last(ctx, file); err != nil || last.Unix() != end {
-				t.Errorf("LAST = %v, %v; want %d", last.Unix(), err, end)
+			if first, err := c.First(ctx, tc.file, 0); err != nil || first.Unix() != end-99*60 {
+				t.Errorf("FIRST 0 = %v, %v; want %d", first.Unix(), err, end-99*60)
 			}
-			if err := c.Flush(ctx, file); err != nil {
+			// RRA 1 consolidates 5 steps: its rows end on multiples of 300 s.
+			if first, err := c.First(ctx, tc.file, 1); err != nil || first.Unix() != end-end%300-19*300 {
+				t.Errorf("FIRST 1 = %v, %v; want %d", first.Unix(), err, end-end%300-19*300)
+			}
+			info, err := c.Info(ctx, tc.file)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if v := medianOnDisk(t, path, end); v != 0.30 {
-				t.Errorf("median on disk after FLUSH = %v, want 0.30", v)
+			for k, want := range map[string]string{
+				"filename": path, "step": "60", "last_update": strconv.FormatInt(end, 10),
+				"ds[loss].type": "GAUGE", "ds[median].minimal_heartbeat": "120",
+				"rra[1].cf": "MAX", "rra[0].rows": "100",
+			} {
+				if info[k] != want {
+					t.Errorf("INFO %s = %q, want %q", k, info[k], want)
+				}
 			}
-			if first, err := c.First(ctx, file, 0); err != nil || first.Unix() != end-99*60 {
-				t.Errorf("FIRST = %v, %v; want %d", first.Unix(), err, end-99*60)
+			st, err := c.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if st, err := c.Stats(ctx); err != nil || st["UpdatesReceived"] < 3 {
-				t.Errorf("STATS = %v, %v", st, err)
+			if st["UpdatesReceived"] < 11 || st["FlushesReceived"] < 1 {
+				t.Errorf("STATS = %v", st)
 			}
 		})
 	}
 }
 
-func TestClientErrors(t *testing.T) {
+func TestCreateOverwrite(t *testing.T) {
 	d := startDaemon(t)
+	c := dial(t, d.tcp)
 	ctx := context.Background()
-	c, err := Dial(ctx, d.tcp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Create(ctx, "e.rrd", time.Minute, time.Unix(start, 0), defs...); err != nil {
+	if err := c.Create(ctx, "o.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 		t.Fatal(err)
 	}
 	var daemonErr *Error
-	if err := c.Create(ctx, "e.rrd", time.Minute, time.Unix(start, 0), defs...); !errors.As(err, &daemonErr) {
-		t.Errorf("second CREATE of the same file: %v, want a daemon error", err)
+	if err := c.Create(ctx, "o.rrd", time.Minute, time.Unix(t0, 0), true, defs...); !errors.As(err, &daemonErr) || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("CREATE -O of an existing file: %v, want a daemon error saying it exists", err)
 	}
-	err = c.Batch(ctx, "UPDATE e.rrd 1700000060:1:0.1", "UPDATE e.rrd 1700000030:1:0.1", "NOSUCHCOMMAND x")
-	if err == nil || !strings.Contains(err.Error(), "2 ") || !strings.Contains(err.Error(), "3 ") {
-		t.Errorf("BATCH with commands 2 and 3 bad: %v, want both reported by number", err)
-	}
-	for _, bad := range []string{"e.rrd\nFLUSHALL", "has space.rrd", ""} {
-		if err := c.Update(ctx, bad, "1700000120:1:1"); err == nil {
-			t.Errorf("Update(%q) was sent", bad)
-		}
-	}
-	if err := c.Update(ctx, "e.rrd", "1700000180:1:1\nFLUSHALL"); err == nil {
-		t.Error("a value with a line break was sent")
-	}
-	if err := c.Ping(ctx); err != nil {
-		t.Errorf("connection unusable after refused requests: %v", err)
+	if err := c.Create(ctx, "o.rrd", time.Minute, time.Unix(t0, 0), false, defs...); err != nil {
+		t.Errorf("CREATE without -O of an existing file: %v", err)
 	}
 }
 
-// TestConcurrentUpdates sends updates for 20 files from 20 goroutines over one client.
-func TestConcurrentUpdates(t *testing.T) {
+// TestDaemonErrors checks that refusals come back as *Error and leave the connection usable.
+func TestDaemonErrors(t *testing.T) {
 	d := startDaemon(t)
+	c := dial(t, "unix:"+d.sock)
 	ctx := context.Background()
-	c, err := Dial(ctx, "unix:"+d.sock)
+	if err := c.Create(ctx, "e.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(ctx, "e.rrd", fmt.Sprintf("%d:1:1", t0+600)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		cmd     string
+		wantMsg string
+	}{
+		{"update in the past", func() error { return c.Update(ctx, "e.rrd", fmt.Sprintf("%d:1:1", t0+60)) }, "UPDATE", "illegal attempt to update"},
+		{"update same time", func() error { return c.Update(ctx, "e.rrd", fmt.Sprintf("%d:1:1", t0+600)) }, "UPDATE", "minimum one second step"},
+		{"update N:", func() error { return c.Update(ctx, "e.rrd", "N:1:1") }, "UPDATE", "timestamp"},
+		{"update missing file", func() error { return c.Update(ctx, "none.rrd", "1700000000:1:1") }, "UPDATE", "No such file"},
+		{"outside base dir", func() error { return c.Update(ctx, "../x.rrd", "1700000000:1:1") }, "UPDATE", "Permission denied"},
+		{"last missing file", func() error { _, err := c.Last(ctx, "none.rrd"); return err }, "LAST", "No such file"},
+		{"first bad rra", func() error { _, err := c.First(ctx, "e.rrd", 7); return err }, "FIRST", "rraindex"},
+		{"info missing file", func() error { _, err := c.Info(ctx, "none.rrd"); return err }, "INFO", "No such file"},
+		{"bad definition", func() error {
+			return c.Create(ctx, "f.rrd", time.Minute, time.Time{}, true, "DS:x:NOSUCH:1:2:3", "RRA:AVERAGE:0.5:1:10")
+		}, "CREATE", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var daemonErr *Error
+			if !errors.As(err, &daemonErr) {
+				t.Fatalf("got %v (%T), want *Error", err, err)
+			}
+			if daemonErr.Code >= 0 || daemonErr.Cmd != tc.cmd || !strings.Contains(daemonErr.Msg, tc.wantMsg) {
+				t.Errorf("got %+v, want a negative code, Cmd %s, message containing %q", daemonErr, tc.cmd, tc.wantMsg)
+			}
+			if !strings.HasPrefix(err.Error(), "rrdcached: "+tc.cmd+" ") {
+				t.Errorf("message %q does not name the command and file", err)
+			}
+			if err := c.Ping(ctx); err != nil {
+				t.Errorf("connection unusable after the refusal: %v", err)
+			}
+		})
+	}
+}
+
+func TestBatch(t *testing.T) {
+	d := startDaemon(t)
+	c := dial(t, d.tcp)
+	ctx := context.Background()
+	for _, f := range []string{"x.rrd", "y z.rrd"} {
+		if err := c.Create(ctx, f, time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := func(file string, i int) string {
+		return fmt.Sprintf("UPDATE %s %d:%d:%d", Quote(file), t0+60*i, i%20, i)
+	}
+	if err := c.Batch(ctx, up("x.rrd", 1), up("y z.rrd", 1), up("x.rrd", 2), up("y z.rrd", 2)); err != nil {
+		t.Fatalf("good BATCH: %v", err)
+	}
+	err := c.Batch(ctx, up("x.rrd", 3), up("x.rrd", 1), up("y z.rrd", 3), "FLUSH x.rrd", "FLUSH "+Quote("y z.rrd"))
+	var berr *BatchError
+	if !errors.As(err, &berr) {
+		t.Fatalf("BATCH with command 2 in the past: %v, want *BatchError", err)
+	}
+	if berr.Total != 5 || len(berr.Failed) != 1 || berr.Failed[0].Index != 2 || berr.Failed[0].Cmd != up("x.rrd", 1) ||
+		!strings.Contains(berr.Failed[0].Msg, "illegal attempt to update") {
+		t.Errorf("BatchError = %+v, want only #2 failed", berr)
+	}
+	if !strings.Contains(err.Error(), "1 of 5 commands failed: #2 (UPDATE x.rrd): illegal attempt") {
+		t.Errorf("error text %q does not name the failed command", err)
+	}
+	// The others were executed, the FLUSHes included.
+	for _, f := range []string{"x.rrd", "y z.rrd"} {
+		if got := fetch(t, filepath.Join(d.dir, f), t0, t0+180)[t0+180]; len(got) != 2 || got[1] != 3 {
+			t.Errorf("%s row %d after BATCH = %v, want [3 3]", f, t0+180, got)
+		}
+	}
+	if err := c.Batch(ctx); err != nil {
+		t.Errorf("empty BATCH: %v", err)
+	}
+}
+
+// TestInjection checks that nothing a caller passes can end a line or a BATCH early: such
+// requests are refused before anything is sent.
+func TestInjection(t *testing.T) {
+	d := startDaemon(t)
+	c := dial(t, d.sock)
+	ctx := context.Background()
+	if err := c.Create(ctx, "i.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("1", maxLine)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"file LF", func() error { return c.Update(ctx, "i.rrd\nFORGET i.rrd", "1700000000:1:1") }},
+		{"file CR", func() error { return c.Flush(ctx, "i.rrd\rFLUSHALL") }},
+		{"file NUL", func() error { _, err := c.Last(ctx, "i.rrd\x00x"); return err }},
+		{"empty file", func() error { return c.Flush(ctx, "") }},
+		{"value LF", func() error { return c.Update(ctx, "i.rrd", "1700000000:1:1\nQUIT") }},
+		{"empty value", func() error { return c.Update(ctx, "i.rrd", "") }},
+		{"no values", func() error { return c.Update(ctx, "i.rrd") }},
+		{"overlong line", func() error { return c.Update(ctx, "i.rrd", "1700000000:"+long) }},
+		{"definition option", func() error { return c.Create(ctx, "j.rrd", time.Minute, time.Time{}, true, "-r", "/etc/passwd") }},
+		{"definition LF", func() error { return c.Create(ctx, "j.rrd", time.Minute, time.Time{}, true, "DS:x:GAUGE:1:0:1\nQUIT") }},
+		{"sub-second step", func() error { return c.Create(ctx, "j.rrd", 1500*time.Millisecond, time.Time{}, true, defs...) }},
+		{"info file LF", func() error { _, err := c.Info(ctx, "i.rrd\nSTATS"); return err }},
+		{"batch dot", func() error { return c.Batch(ctx, "UPDATE i.rrd 1700000000:1:1", ".", "FLUSHALL") }},
+		{"batch LF", func() error { return c.Batch(ctx, "UPDATE i.rrd 1700000000:1:1\nQUIT") }},
+		{"batch QUIT", func() error { return c.Batch(ctx, "QUIT") }},
+		{"batch empty line", func() error { return c.Batch(ctx, "") }},
+		{"batch overlong", func() error { return c.Batch(ctx, "UPDATE i.rrd "+long) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var daemonErr *Error
+			if err == nil || errors.As(err, &daemonErr) {
+				t.Fatalf("got %v, want a refusal before sending", err)
+			}
+			if !strings.HasPrefix(err.Error(), "rrdcached: ") {
+				t.Errorf("error %q does not say where it comes from", err)
+			}
+		})
+	}
+	st, err := c.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	if st["UpdatesReceived"] != 0 || st["FlushesReceived"] != 0 {
+		t.Errorf("the daemon received something: %v", st)
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "j.rrd")); err == nil {
+		t.Error("j.rrd was created")
+	}
+}
+
+// TestConcurrentUpdates shares one client among 20 goroutines.
+func TestConcurrentUpdates(t *testing.T) {
+	d := startDaemon(t)
+	c := dial(t, "unix:"+d.sock)
+	ctx := context.Background()
+	const goroutines, updates = 20, 50
 	var wg sync.WaitGroup
-	for g := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for g := range goroutines {
+		wg.Go(func() {
 			file := fmt.Sprintf("g%d.rrd", g)
-			if err := c.Create(ctx, file, time.Minute, time.Unix(start, 0), defs...); err != nil {
+			if err := c.Create(ctx, file, time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 				t.Error(err)
 				return
 			}
-			for i := 1; i <= 50; i++ {
-				if err := c.Update(ctx, file, fmt.Sprintf("%d:%d:0.01", start+60*i, g%6)); err != nil {
+			for i := 1; i <= updates; i++ {
+				if err := c.Update(ctx, file, fmt.Sprintf("%d:%d:%d", t0+60*i, g, i)); err != nil {
 					t.Error(err)
 					return
 				}
 			}
-		}()
+			if err := c.Flush(ctx, file); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	wg.Wait()
-	if err := c.FlushAll(ctx); err != nil {
+	st, err := c.Stats(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for g := range 20 {
+	if st["UpdatesReceived"] != goroutines*updates {
+		t.Errorf("UpdatesReceived = %d, want %d", st["UpdatesReceived"], goroutines*updates)
+	}
+	for g := range goroutines {
 		file := fmt.Sprintf("g%d.rrd", g)
-		if err := c.Flush(ctx, file); err != nil {
-			t.Fatal(err)
-		}
-		if last, err := c.Last(ctx, file); err != nil || last.Unix() != start+60*50 {
-			t.Errorf("%s: LAST %v, %v", file, last.Unix(), err)
+		end := int64(t0 + 60*updates)
+		if row := fetch(t, filepath.Join(d.dir, file), end-60, end)[end]; len(row) != 2 || row[0] != float64(g) || row[1] != updates {
+			t.Errorf("%s: row %d = %v, want [%d %d]", file, end, row, g, updates)
 		}
 	}
 }
 
-// TestRedial restarts the daemon under a client: the next request dials again.
+// TestRedial kills the daemon under a client, as a crash would.
 func TestRedial(t *testing.T) {
-	d := startDaemon(t)
-	ctx := context.Background()
-	c, err := Dial(ctx, d.tcp)
+	for _, via := range []string{"unix", "tcp"} {
+		t.Run(via, func(t *testing.T) {
+			d := startDaemon(t)
+			addr := map[string]string{"unix": "unix:" + d.sock, "tcp": d.tcp}[via]
+			c := dial(t, addr)
+			ctx := context.Background()
+			if err := c.Create(ctx, "r.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Update(ctx, "r.rrd", fmt.Sprintf("%d:1:1", t0+60)); err != nil {
+				t.Fatal(err)
+			}
+			// On disk before the kill: rrdcached's journal is not synced per update, so
+			// SIGKILL may lose what is only queued.
+			if err := c.Flush(ctx, "r.rrd"); err != nil {
+				t.Fatal(err)
+			}
+
+			// Daemon down: a clear error naming the command and the address.
+			d.kill()
+			err := c.Update(ctx, "r.rrd", fmt.Sprintf("%d:2:2", t0+120))
+			var daemonErr *Error
+			if err == nil || errors.As(err, &daemonErr) || !strings.Contains(err.Error(), "UPDATE r.rrd") ||
+				!strings.Contains(err.Error(), strings.TrimPrefix(addr, "unix:")) {
+				t.Fatalf("UPDATE with the daemon dead: %v, want a connection error naming command and address", err)
+			}
+
+			// Restarted: the next call dials again.
+			d.start(t)
+			if last, err := c.Last(ctx, "r.rrd"); err != nil || last.Unix() != t0+60 {
+				t.Fatalf("LAST after restart = %v, %v; want %d", last.Unix(), err, t0+60)
+			}
+
+			// Killed and restarted between two calls: the dead connection is noticed
+			// before the UPDATE is sent, so the UPDATE is not lost.
+			d.kill()
+			d.start(t)
+			if err := c.Update(ctx, "r.rrd", fmt.Sprintf("%d:2:2", t0+120)); err != nil {
+				t.Fatalf("UPDATE after a restart between calls: %v", err)
+			}
+			if err := c.Flush(ctx, "r.rrd"); err != nil {
+				t.Fatal(err)
+			}
+			if row := fetch(t, filepath.Join(d.dir, "r.rrd"), t0+60, t0+120)[t0+120]; len(row) != 2 || row[1] != 2 {
+				t.Errorf("row %d = %v, want [2 2]", t0+120, row)
+			}
+		})
+	}
+}
+
+// TestDeadline uses a listener that never answers: the context's deadline must end the
+// request, and the next request must use a fresh connection.
+func TestDeadline(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.Ping(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Process.Kill()
-	d.cmd.Wait()
-	if err := c.Ping(ctx); err == nil {
-		t.Fatal("PING answered with the daemon dead")
-	} else if !strings.Contains(err.Error(), d.tcp) && !strings.Contains(err.Error(), "PING") {
-		t.Errorf("error %v does not say what failed", err)
-	}
-	restart := exec.Command(d.cmd.Path, d.cmd.Args[1:]...)
-	if err := restart.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		restart.Process.Kill()
-		restart.Wait()
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if err := c.Ping(ctx); err == nil {
-			return
+	defer l.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- conn
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the client did not reconnect to the restarted daemon")
+	}()
+	c := dial(t, sock)
+	<-accepted
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	startAt := time.Now()
+	if err := c.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PING to a silent server: %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(startAt); d > 2*time.Second {
+		t.Errorf("PING took %v despite a 100 ms deadline", d)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, ccancel)
+	if err := c.Ping(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled PING: %v, want context.Canceled", err)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(2 * time.Second):
+		t.Error("the client did not dial again after the timed-out request")
+	}
+}
+
+func TestParseAddr(t *testing.T) {
+	for _, tc := range []struct{ in, network, address string }{
+		{"unix:/run/rrdcached.sock", "unix", "/run/rrdcached.sock"},
+		{"/run/rrdcached.sock", "unix", "/run/rrdcached.sock"},
+		{"127.0.0.1", "tcp", "127.0.0.1:42217"},
+		{"127.0.0.1:1234", "tcp", "127.0.0.1:1234"},
+		{"localhost", "tcp", "localhost:42217"},
+		{"[::1]:1234", "tcp", "[::1]:1234"},
+		{"[::1]", "tcp", "[::1]:42217"},
+		{"::1", "tcp", "[::1]:42217"},
+		{"", "", ""},
+		{"unix:", "", ""},
+	} {
+		network, address, err := parseAddr(tc.in)
+		if network != tc.network || address != tc.address || (err != nil) != (tc.network == "") {
+			t.Errorf("parseAddr(%q) = %q, %q, %v; want %q, %q", tc.in, network, address, err, tc.network, tc.address)
 		}
 	}
 }
 
-// medianOnDisk reads the median of the row that ends at t from the file itself.
-func medianOnDisk(t *testing.T, path string, at int64) float64 {
-	t.Helper()
-	got, err := rrdfmt.Fetch(path, rrdfmt.NativeLayout(), "AVERAGE", time.Unix(at-60, 0), time.Unix(at-1, 0), 0)
+func TestClose(t *testing.T) {
+	d := startDaemon(t)
+	c, err := Dial(context.Background(), d.tcp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got.Rows[0][1]
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := c.Ping(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("PING after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// BenchmarkUpdate measures single-reading UPDATEs through rrdcached for a file shaped as
+// pingmachine writes them: loss, median and 20 pings.
+func BenchmarkUpdate(b *testing.B) {
+	d := startDaemon(b)
+	benchDefs := []string{"DS:loss:GAUGE:120:0:20", "DS:median:GAUGE:120:0:180"}
+	for i := 1; i <= 20; i++ {
+		benchDefs = append(benchDefs, fmt.Sprintf("DS:ping%d:GAUGE:120:0:180", i))
+	}
+	benchDefs = append(benchDefs, "RRA:AVERAGE:0.5:1:900", "RRA:AVERAGE:0.5:5:2880", "RRA:MAX:0.5:5:2880",
+		"RRA:MIN:0.5:5:2880", "RRA:AVERAGE:0.5:60:1440")
+	values := "0:0.0123"
+	for i := 1; i <= 20; i++ {
+		values += fmt.Sprintf(":0.01%02d", i)
+	}
+	for _, via := range []string{"unix", "tcp"} {
+		b.Run(via, func(b *testing.B) {
+			c := dial(b, map[string]string{"unix": "unix:" + d.sock, "tcp": d.tcp}[via])
+			ctx := context.Background()
+			file := via + ".rrd"
+			if err := c.Create(ctx, file, time.Minute, time.Unix(t0, 0), true, benchDefs...); err != nil {
+				b.Fatal(err)
+			}
+			ts := int64(t0)
+			for b.Loop() {
+				ts++ // rrdcached wants at least one second between readings
+				if err := c.Update(ctx, file, strconv.FormatInt(ts, 10)+":"+values); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
 }
