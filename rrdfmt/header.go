@@ -21,19 +21,9 @@ type RRA struct {
 	Rows uint64
 }
 
-// Indexes into pdp_prep.scratch and cdp_prep.scratch (rrd_format.h).
-const (
-	pdpUnknownSec = 0
-	pdpValue      = 1
-	cdpValue      = 0
-	cdpUnknownPDP = 1
-	cdpPrimary    = 8
-	cdpSecondary  = 9
-	dsHeartbeat   = 0
-	dsMin         = 1
-	dsMax         = 2
-	rraXFF        = 0
-)
+// cdpPrimary is the index of the primary value in cdp_prep.scratch (rrd_format.h); the
+// secondary value follows it.
+const cdpPrimary = 8
 
 // Sanity limits that keep a corrupt header from causing huge allocations.
 const (
