@@ -190,7 +190,7 @@ func TestResponder(t *testing.T) {
 	// not run the responder in time; that is noise, not the responder. Such stalls hit
 	// replies that are due together alike, so the probes are spaced further apart than
 	// the delay.
-	const probes = 3
+	const probes = 7
 	cases := []struct {
 		name   string
 		action func(fam family) Action
