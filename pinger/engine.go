@@ -133,6 +133,19 @@ func New(opts Options) *Engine {
 	}
 }
 
+// Open opens the sockets that rounds of one address family with the kernel's choice of
+// source and interface use, ahead of the first round: a daemon opens them before it
+// gives up the privilege to open raw sockets.
+func (e *Engine) Open(v6 bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	_, err := e.groupFor(socketKey{v6: v6})
+	return err
+}
+
 // Submit validates a round and schedules its pings. Done(r) is called once the round is
 // complete. The sockets the round needs are opened here, so an error names what is
 // missing (privilege, source address, interface).

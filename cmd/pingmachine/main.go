@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,28 +46,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return exitOK
 		}
 	}
-	return daemonCommand(args, stderr)
+	return daemonCommand(ctx, args, stderr)
 }
 
 // usage lists the daemon's command line (the Perl pingmachine's) and the subcommands.
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
+	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 }
 
-// daemonConfig is the Perl pingmachine's command line.
+// daemonConfig is the Perl pingmachine's command line, and what this one adds.
 type daemonConfig struct {
-	debug    bool
-	user     string
-	basedir  string
-	telegraf string // HOST:PORT
+	debug     bool
+	user      string
+	basedir   string
+	telegraf  string // HOST:PORT
+	rrdcached string // address of an rrdcached that writes main.rrd
+	logFormat string // text or json
 }
 
 // parseDaemonArgs parses the daemon's flags, each under its long and short name as the
 // Perl version's Getopt::Long accepts them. Errors are already explained on stderr.
 func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
-	c := daemonConfig{basedir: "/var/lib/pingmachine"}
+	c := daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text"}
 	fs := flag.NewFlagSet("pingmachine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, name := range []string{"debug", "d"} {
@@ -83,6 +85,8 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	for _, name := range []string{"telegraf", "t"} {
 		fs.StringVar(&c.telegraf, name, c.telegraf, "send results to telegraf at `HOST:PORT` (UDP)")
 	}
+	fs.StringVar(&c.rrdcached, "rrdcached", c.rrdcached, "write main.rrd through the rrdcached at `ADDR` (unix:/path, /path or host:port)")
+	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log as `text` or json")
 	fs.Usage = func() {
 		usage(stderr)
 		fs.PrintDefaults()
@@ -97,18 +101,4 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 		return c, fmt.Errorf("unknown command %q", fs.Arg(0))
 	}
 	return c, nil
-}
-
-// daemonCommand runs the bare form. The daemon is not built yet, so after checking the
-// flags it says so and fails: a service manager must not take this for a running daemon.
-func daemonCommand(args []string, stderr io.Writer) int {
-	if _, err := parseDaemonArgs(args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
-	}
-	usage(stderr)
-	fmt.Fprintln(stderr, "pingmachine: the daemon is not built yet; see 'pingmachine ping -h'")
-	return exitBadArgs
 }

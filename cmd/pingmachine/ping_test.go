@@ -229,12 +229,12 @@ func TestDaemonArgs(t *testing.T) {
 		want daemonConfig
 		fail string // part of the message on stderr when the flags are refused
 	}{
-		{nil, daemonConfig{basedir: "/var/lib/pingmachine"}, ""},
+		{nil, daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text"}, ""},
 		{[]string{"--debug", "--user", "pm", "--basedir", "/srv/pm", "--telegraf", "localhost:8094"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094"}, ""},
-		{[]string{"-d", "-u", "pm", "-b", "/srv/pm", "-t", "localhost:8094"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094"}, ""},
-		{[]string{"--basedir=/srv/pm"}, daemonConfig{basedir: "/srv/pm"}, ""},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "", "text"}, ""},
+		{[]string{"-d", "-u", "pm", "-b", "/srv/pm", "-t", "localhost:8094", "--rrdcached", "unix:/run/rrdcached.sock", "--log-format", "json"},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "unix:/run/rrdcached.sock", "json"}, ""},
+		{[]string{"--basedir=/srv/pm"}, daemonConfig{basedir: "/srv/pm", logFormat: "text"}, ""},
 		{[]string{"--bogus"}, daemonConfig{}, "flag provided but not defined"},
 		{[]string{"pnig", "127.0.0.1"}, daemonConfig{}, `unknown command "pnig"`},
 	}
@@ -254,15 +254,14 @@ func TestDaemonArgs(t *testing.T) {
 	}
 }
 
-func TestRunDaemonNotBuilt(t *testing.T) {
+func TestDaemonHelp(t *testing.T) {
 	tests := []struct {
 		args []string
 		exit int
 		say  string
 	}{
-		{nil, exitBadArgs, "pingmachine: the daemon is not built yet; see 'pingmachine ping -h'"},
-		{[]string{"-d", "-b", "/tmp"}, exitBadArgs, "the daemon is not built yet"},
 		{[]string{"--help"}, exitOK, "--basedir"},
+		{[]string{"--log-format"}, exitBadArgs, "flag needs an argument"},
 		{[]string{"-h"}, exitOK, "pingmachine ping [-c count]"},
 		{[]string{"help"}, exitOK, "[--telegraf|-t HOST:PORT]"},
 	}

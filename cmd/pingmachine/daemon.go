@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"pingmachine/orders"
+	"pingmachine/pinger"
+	"pingmachine/store"
+	"pingmachine/store/telegraf"
+)
+
+// Exit statuses of the daemon.
+const (
+	exitFailed = 1 // could not start: the lock is held, the base directory is unusable, ...
+)
+
+// newLogger returns the daemon's structured logger on stderr.
+func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if debug {
+		opts.Level = slog.LevelDebug
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// daemonCommand runs the bare form: the daemon, in the foreground (a service manager
+// such as systemd does what the Perl version's daemonizing did).
+func daemonCommand(ctx context.Context, args []string, stderr io.Writer) int {
+	c, err := parseDaemonArgs(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitBadArgs
+	}
+	log, err := newLogger(stderr, c.logFormat, c.debug)
+	if err != nil {
+		fmt.Fprintln(stderr, "pingmachine:", err)
+		return exitBadArgs
+	}
+	if err := runDaemon(ctx, c, log); err != nil {
+		log.Error("pingmachine failed", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// runDaemon runs until ctx is done (SIGINT or SIGTERM), then finishes the writes under
+// way and returns nil.
+func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// Sockets first, while the process may still open raw sockets; then the user.
+	engine := pinger.New(pinger.Options{Logger: log})
+	for _, v6 := range []bool{false, true} {
+		if err := engine.Open(v6); err != nil {
+			// A host without IPv6 still pings over IPv4; rounds that need the missing
+			// family report it.
+			log.Warn("cannot open ICMP socket", "ipv6", v6, "err", err)
+		}
+	}
+	if c.user != "" {
+		if err := switchUser(c.user); err != nil {
+			return err
+		}
+		log.Info("switched user", "user", c.user)
+	}
+
+	base, err := filepath.Abs(c.basedir)
+	if err != nil {
+		return fmt.Errorf("base directory %s: %w", c.basedir, err)
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return fmt.Errorf("base directory: %w", err)
+	}
+	unlock, err := lockBase(base)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, sub := range []string{"orders", "telegraf", "output", "archive"} {
+		if err := os.MkdirAll(filepath.Join(base, sub), 0o755); err != nil {
+			return fmt.Errorf("base directory: %w", err)
+		}
+	}
+
+	var sink *telegraf.Sink
+	var sender store.Sender
+	if c.telegraf != "" {
+		if sink, err = telegraf.Dial(c.telegraf, log); err != nil {
+			return err
+		}
+		sender = sink
+	}
+	st, err := store.Open(ctx, base, store.Options{RRDCached: c.rrdcached, Telegraf: sender, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	// Everything below stops in order: no new rounds, the engine, the writers, then
+	// telegraf and the RRD backend, so that every measured round is written.
+	work, stopWork := context.WithCancel(context.Background())
+	var engineDone, schedDone, writersDone, sinkDone sync.WaitGroup
+	engineDone.Go(func() {
+		if err := engine.Run(work); err != nil {
+			log.Error("ICMP engine", "err", err)
+		}
+	})
+	sinkCtx, stopSink := context.WithCancel(context.Background())
+	if sink != nil {
+		sinkDone.Go(func() { sink.Run(sinkCtx) })
+	}
+	w := newWriters(st, runtime.GOMAXPROCS(0), log)
+	writersDone.Go(w.run)
+	sched := newScheduler(work, engine, st, w, log)
+	schedDone.Go(func() { sched.run(work) })
+	watcher := orders.NewWatcher(base, sched, orders.Options{Logger: log})
+	watchErr := make(chan error, 1)
+	schedDone.Go(func() { watchErr <- watcher.Watch(work) })
+
+	log.Info("pingmachine started", "basedir", base, "pid", os.Getpid())
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			watcher.Rescan()
+		case err := <-watchErr:
+			if err != nil {
+				runErr = err
+				break loop
+			}
+		}
+	}
+	stopWork()
+	schedDone.Wait()
+	engineDone.Wait()
+	w.close()
+	writersDone.Wait()
+	stopSink()
+	sinkDone.Wait()
+	if err := st.Close(); err != nil {
+		log.Error("closing the RRD backend", "err", err)
+	}
+	log.Info("pingmachine stopped")
+	return runErr
+}
+
+// lockBase takes the base directory's .lock with an exclusive flock, as the Perl version
+// does, so that two daemons never share a tree.
+func lockBase(base string) (func(), error) {
+	path := filepath.Join(base, ".lock")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("can't write lock file %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("can't lock base directory %s: is pingmachine running already?", base)
+		}
+		return nil, fmt.Errorf("can't lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// switchUser sets the real and effective user and group ids and the supplementary groups
+// to those of name. Go applies each to every thread of the process.
+func switchUser(name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("--user %s: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	var groups []int
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.Atoi(id); err == nil {
+				groups = append(groups, g)
+			}
+		}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("--user %s: setting groups: %w", name, err)
+	}
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("--user %s: setting group id: %w", name, err)
+	}
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("--user %s: setting user id: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,460 @@
+// Package orders reads pingmachine's order files. Parse turns one file into a validated
+// Order, with errors that name the file, the key and what was expected; a Watcher follows
+// the orders/ tree and reports orders as they appear, change, expire and go away.
+package orders
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Order is one valid order file.
+type Order struct {
+	ID    string // the file's path relative to orders/, with '/' separators
+	User  string
+	Step  time.Duration // whole seconds between rounds; also the RRD step
+	Pings int           // pings per round
+	Probe string        // "fping"
+	FPing *FPing        // set when Probe is "fping"
+	// RRDTemplate is "smokeping" (the default), "norrd" (no main.rrd), or anything else,
+	// which the Perl version and this one treat as Smokeping's defaults.
+	RRDTemplate string
+	Telegraf    Telegraf // from telegraf/<id>, else the telegraf: key, else top-level keys
+}
+
+// FPing is an ICMP order's target. The name is kept from the Perl version, which ran fping.
+type FPing struct {
+	Host      string
+	IPv6      bool       // ping over IPv6: resolve names to AAAA records
+	Source    netip.Addr // zero: the kernel's choice
+	Interface string     // empty: any
+	Interval  time.Duration
+}
+
+// Telegraf says how an order's results are sent to telegraf; an empty Measurement sends
+// nothing.
+type Telegraf struct {
+	Measurement string
+	Tags        map[string]string
+}
+
+// Limits on the numbers an order may hold. The Perl version had none and failed at run
+// time instead.
+const (
+	MaxStep  = 86400 * time.Second
+	MaxPings = 1000
+	// MaxTimeout is the per-ping timeout of a round with a step long enough (fping -t 3000
+	// in the Perl version); shorter steps get a fifth of the step.
+	MaxTimeout = 3 * time.Second
+	// MaxSize is the largest order file read: an order is a few hundred bytes.
+	MaxSize = 64 << 10
+)
+
+// Timing returns the time between two pings of a round and each ping's timeout. The gap
+// is the order's interval or, as in the Perl version, 80% of the step less the timeout
+// spread over the pings, so that a round ends well inside its step.
+func (o *Order) Timing() (gap, timeout time.Duration) {
+	timeout = min(MaxTimeout, o.Step/5)
+	if o.FPing != nil && o.FPing.Interval > 0 {
+		return o.FPing.Interval, timeout
+	}
+	gap = (o.Step*8/10 - timeout) / time.Duration(o.Pings)
+	return gap.Truncate(time.Millisecond), timeout
+}
+
+// Target describes where the order pings, for logs: "fping: host".
+func (o *Order) Target() string {
+	if o.FPing != nil {
+		return o.Probe + ": " + o.FPing.Host
+	}
+	return o.Probe
+}
+
+// Error is a file that is not a valid order (or telegraf file), with every problem found.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+// Problem is one thing wrong in an order file.
+type Problem struct {
+	Key  string // dotted path such as "fping.host"; empty for the file as a whole
+	Line int    // 1-based, 0 when unknown
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	for i, p := range e.Problems {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "line %d: ", p.Line)
+		}
+		if p.Key != "" {
+			b.WriteString(p.Key + ": ")
+		}
+		b.WriteString(p.Msg)
+	}
+	return b.String()
+}
+
+// parser collects the problems of one file.
+type parser struct {
+	problems []Problem
+}
+
+func (p *parser) fail(n *yaml.Node, key, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.problems = append(p.problems, Problem{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// mapping returns the key/value pairs of a YAML mapping node, in file order.
+func (p *parser) mapping(n *yaml.Node, key string) (map[string]*yaml.Node, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, key, "expected a mapping of keys to values, got %s", describe(n))
+		return nil, false
+	}
+	m := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := resolve(n.Content[i])
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, key, "expected a plain key, got %s", describe(k))
+			continue
+		}
+		if _, dup := m[k.Value]; dup {
+			p.fail(k, join(key, k.Value), "key given twice")
+			continue
+		}
+		m[k.Value] = n.Content[i+1]
+	}
+	return m, true
+}
+
+// resolve follows an alias one step, which is all a well-formed order needs; nested
+// aliases are what makes a "billion laughs" document, and they are refused by kind.
+func resolve(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "a nested alias"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "..."
+		}
+		return strconv.Quote(v)
+	}
+	return "an empty document"
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// str reads a scalar as text, as Perl's Str type takes it (numbers pass too).
+func (p *parser) str(n *yaml.Node, key string) (string, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.fail(n, key, "expected a text value, got %s", describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+var intRE = regexp.MustCompile(`^-?[0-9]+$`)
+
+// integer reads a whole number within [lo, hi]; "300" passes as Perl's Int type lets it.
+func (p *parser) integer(n *yaml.Node, key, unit string, lo, hi int64) (int64, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode || !intRE.MatchString(n.Value) {
+		p.fail(n, key, "expected a whole number of %s, got %s", unit, describe(n))
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil || v < lo || v > hi {
+		p.fail(n, key, "%s %s out of range: expected %d to %d", n.Value, unit, lo, hi)
+		return 0, false
+	}
+	return v, true
+}
+
+// boolean reads true/false, or 1/0 and the empty string as Perl's Bool type has them.
+func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode {
+		switch strings.ToLower(n.Value) {
+		case "true", "yes", "on", "1":
+			return true, true
+		case "false", "no", "off", "0", "":
+			return false, true
+		}
+	}
+	p.fail(n, key, "expected true or false, got %s", describe(n))
+	return false, false
+}
+
+// Probes names the probes an order may use. Only the native ICMP probe exists so far.
+var probes = []string{"fping"}
+
+// Parse reads the order with the given id from data. file names it in errors, for
+// example "orders/app1/target1".
+func Parse(file, id string, data []byte) (*Order, error) {
+	p := &parser{}
+	o := p.order(id, data)
+	if len(p.problems) > 0 {
+		return nil, &Error{File: file, Problems: p.problems}
+	}
+	return o, nil
+}
+
+func (p *parser) document(data []byte) *yaml.Node {
+	if len(data) > MaxSize {
+		p.fail(nil, "", "%d bytes, more than the %d an order may have", len(data), MaxSize)
+		return nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		p.fail(nil, "", "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		p.fail(nil, "", "empty: expected a mapping with user, step, pings and probe")
+		return nil
+	}
+	return doc.Content[0]
+}
+
+func (p *parser) order(id string, data []byte) *Order {
+	root := p.document(data)
+	if root == nil {
+		return nil
+	}
+	m, ok := p.mapping(root, "")
+	if !ok {
+		return nil
+	}
+	o := &Order{ID: id, RRDTemplate: "smokeping"}
+	required := func(key string) *yaml.Node {
+		n := m[key]
+		if n == nil {
+			p.fail(root, key, "missing")
+		}
+		return n
+	}
+	if n := required("user"); n != nil {
+		o.User, _ = p.str(n, "user")
+	}
+	var stepOK, pingsOK bool
+	if n := required("step"); n != nil {
+		var s int64
+		s, stepOK = p.integer(n, "step", "seconds", 1, int64(MaxStep/time.Second))
+		o.Step = time.Duration(s) * time.Second
+	}
+	if n := required("pings"); n != nil {
+		var v int64
+		v, pingsOK = p.integer(n, "pings", "pings", 1, MaxPings)
+		o.Pings = int(v)
+	}
+	if stepOK && pingsOK && int(o.Step/time.Second) < o.Pings {
+		p.fail(m["pings"], "pings", "%d pings do not fit a step of %d s: at most one ping per second of step", o.Pings, o.Step/time.Second)
+		stepOK = false
+	}
+	if n := required("probe"); n != nil {
+		if probe, ok := p.str(n, "probe"); ok {
+			if !slices.Contains(probes, probe) {
+				p.fail(n, "probe", "unknown probe %q: expected one of %s", probe, strings.Join(probes, ", "))
+			}
+			o.Probe = probe
+		}
+	}
+	if o.Probe == "fping" {
+		if n := m["fping"]; n == nil {
+			p.fail(root, "fping", "missing: probe fping needs a mapping with at least host")
+		} else {
+			o.FPing = p.fping(n)
+		}
+	}
+	if o.FPing != nil && stepOK && pingsOK {
+		p.feasible(o, m["fping"])
+	}
+	if n := m["rrd_template"]; n != nil {
+		o.RRDTemplate, _ = p.str(n, "rrd_template")
+	}
+	// Top-level measurement_name and tags, as the Perl README promises; a telegraf:
+	// mapping replaces them as a whole.
+	o.Telegraf = p.telegraf(m, "")
+	if n := m["telegraf"]; n != nil {
+		if tm, ok := p.mapping(n, "telegraf"); ok {
+			o.Telegraf = p.telegraf(tm, "telegraf")
+		}
+	}
+	return o
+}
+
+// feasible checks that a round fits its step: the last ping's timeout ends before the
+// next round starts.
+func (p *parser) feasible(o *Order, n *yaml.Node) {
+	gap, timeout := o.Timing()
+	if gap < time.Millisecond {
+		p.fail(n, "fping.interval", "the pings of a round would be less than 1 ms apart")
+		return
+	}
+	if d := time.Duration(o.Pings-1)*gap + timeout; d > o.Step {
+		p.fail(n, "fping.interval", "%d pings %v apart with a %v timeout take %v, longer than the step of %v",
+			o.Pings, gap, timeout, d, o.Step)
+	}
+}
+
+func (p *parser) fping(n *yaml.Node) *FPing {
+	m, ok := p.mapping(n, "fping")
+	if !ok {
+		return nil
+	}
+	f := &FPing{}
+	var literal netip.Addr
+	if h := m["host"]; h == nil {
+		p.fail(n, "fping.host", "missing")
+	} else if host, ok := p.str(h, "fping.host"); ok {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			literal = addr.Unmap()
+		} else if !validName(host) {
+			p.fail(h, "fping.host", "%s is neither an IP address nor a host name", describe(h))
+		}
+		f.Host = host
+	}
+	f.IPv6 = literal.Is6()
+	if v := m["ipv6"]; v != nil {
+		if b, ok := p.boolean(v, "fping.ipv6"); ok {
+			if literal.IsValid() && b != literal.Is6() {
+				p.fail(v, "fping.ipv6", "is %v but host %s is an IPv%s address", b, literal, map[bool]string{true: "6", false: "4"}[literal.Is6()])
+			}
+			f.IPv6 = b
+		}
+	}
+	if v := m["source_ip"]; v != nil {
+		if s, ok := p.str(v, "fping.source_ip"); ok {
+			addr, err := netip.ParseAddr(s)
+			switch {
+			case err != nil:
+				p.fail(v, "fping.source_ip", "expected an IP address, got %s", describe(v))
+			case addr.Unmap().Is6() != f.IPv6:
+				p.fail(v, "fping.source_ip", "%s is not of the target's address family (IPv%s)", s, map[bool]string{true: "6", false: "4"}[f.IPv6])
+			default:
+				f.Source = addr.Unmap()
+			}
+		}
+	}
+	if v := m["interface"]; v != nil {
+		if s, ok := p.str(v, "fping.interface"); ok {
+			if !validInterface(s) {
+				p.fail(v, "fping.interface", "expected an interface name (1-15 characters, no '/' or spaces), got %s", describe(v))
+			}
+			f.Interface = s
+		}
+	}
+	if v := m["interval"]; v != nil {
+		if ms, ok := p.integer(v, "fping.interval", "milliseconds", 1, int64(MaxStep/time.Millisecond)); ok {
+			f.Interval = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return f
+}
+
+// telegraf reads measurement_name and tags from a mapping (the order's top level, its
+// telegraf: key, or a telegraf file).
+func (p *parser) telegraf(m map[string]*yaml.Node, prefix string) Telegraf {
+	var t Telegraf
+	if n := m["measurement_name"]; n != nil {
+		t.Measurement, _ = p.str(n, join(prefix, "measurement_name"))
+	}
+	n := m["tags"]
+	if n == nil {
+		return t
+	}
+	key := join(prefix, "tags")
+	tags, ok := p.mapping(n, key)
+	if !ok {
+		return t
+	}
+	t.Tags = make(map[string]string, len(tags))
+	for k, v := range tags {
+		if s, ok := p.str(v, join(key, k)); ok {
+			t.Tags[k] = s
+		}
+	}
+	return t
+}
+
+// ParseTelegraf reads a telegraf/<id> file: measurement_name and tags.
+func ParseTelegraf(file string, data []byte) (Telegraf, error) {
+	p := &parser{}
+	var t Telegraf
+	if root := p.document(data); root != nil {
+		if m, ok := p.mapping(root, ""); ok {
+			t = p.telegraf(m, "")
+		}
+	}
+	if len(p.problems) > 0 {
+		return Telegraf{}, &Error{File: file, Problems: p.problems}
+	}
+	return t, nil
+}
+
+// validName accepts DNS host names (RFC 1123 labels; underscores are tolerated, as
+// resolvers do). A leading '-' can never pass, so a host never reads as an option.
+func validName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	// A name whose last label is all digits (1.2.3, 300) would be read as an address by
+	// some resolvers.
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+func validInterface(s string) bool {
+	return s != "" && len(s) <= 15 && s != "." && s != ".." && !strings.ContainsAny(s, "/ \t\n\r\x00:")
+}

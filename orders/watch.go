@@ -1,0 +1,438 @@
+package orders
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Reason says why an order went away.
+type Reason int
+
+const (
+	Deleted Reason = iota // its file was removed or renamed
+	Expired               // its file was not refreshed within MaxAge; the watcher removed it
+)
+
+func (r Reason) String() string {
+	if r == Expired {
+		return "expired"
+	}
+	return "deleted"
+}
+
+// Handler receives a Watcher's findings. Its methods are called one at a time from the
+// goroutine running Watch.
+type Handler interface {
+	// Update reports a new order, or a new version of a known one.
+	Update(o *Order)
+	// Remove reports that an order went away. For an expired order it is called before
+	// the file is removed, also when the order was never valid, so that its output can be
+	// archived.
+	Remove(id string, why Reason)
+	// Scanned is called after every full scan with the id of every order file present,
+	// valid or not.
+	Scanned(ids map[string]bool)
+}
+
+// Options tune a Watcher. The zero value gives the defaults.
+type Options struct {
+	// MaxAge is how long an order lives without its file being refreshed: 3660 s (an
+	// hour plus a margin, as the Perl version).
+	MaxAge time.Duration
+	// Rescan is the period of full scans, the safety net under file system events, and
+	// when expiry is checked: 60 s.
+	Rescan time.Duration
+	// Settle is how long events are gathered before the files they name are read, so
+	// that a file being written is read once, when done: 100 ms.
+	Settle time.Duration
+	Logger *slog.Logger
+	// Now is the clock that judges expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// Watcher follows the orders/ tree of a base directory (and telegraf/, whose files add
+// telegraf settings to the order of the same id) and tells its Handler what changed.
+//
+// Names starting with '.' or ending in ".tmp", "~", ".swp" or ".swx" are not orders:
+// clients write a temporary file and rename it into place. An invalid file is logged once
+// per change and left where it is; if a valid version of it was loaded before, that
+// version goes on running.
+type Watcher struct {
+	orders, telegraf string
+	handler          Handler
+	opt              Options
+	log              *slog.Logger
+	known            map[string]*entry
+	rescan           chan struct{}
+}
+
+// entry is what the watcher knows about one order file.
+type entry struct {
+	stat     fileStat
+	tstat    fileStat // of telegraf/<id>
+	sum      [sha256.Size]byte
+	order    *Order // the version handed to the Handler, nil if none
+	invalid  bool
+	seen     bool // in the scan under way
+	expiring bool // expired, but the file could not be removed
+}
+
+type fileStat struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+	ctime int64
+}
+
+func statOf(fi fs.FileInfo) fileStat {
+	s := fileStat{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino = st.Ino
+		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	}
+	return s
+}
+
+// NewWatcher returns a Watcher of base/orders and base/telegraf.
+func NewWatcher(base string, h Handler, opt Options) *Watcher {
+	if opt.MaxAge == 0 {
+		opt.MaxAge = 3660 * time.Second
+	}
+	if opt.Rescan == 0 {
+		opt.Rescan = time.Minute
+	}
+	if opt.Settle == 0 {
+		opt.Settle = 100 * time.Millisecond
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Watcher{
+		orders:   filepath.Join(base, "orders"),
+		telegraf: filepath.Join(base, "telegraf"),
+		handler:  h,
+		opt:      opt,
+		log:      log,
+		known:    make(map[string]*entry),
+		rescan:   make(chan struct{}, 1),
+	}
+}
+
+// Rescan asks for a full scan now (on SIGHUP, say). It does not wait.
+func (w *Watcher) Rescan() {
+	select {
+	case w.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// Ignored reports whether a file or directory name is not an order: hidden files and
+// the temporary files of editors and of clients that write then rename.
+func Ignored(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~") ||
+		strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".swp") || strings.HasSuffix(name, ".swx")
+}
+
+// Watch scans the tree, then follows it until ctx is done. It returns an error only
+// when the file system events cannot be had at all.
+func (w *Watcher) Watch(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("orders: watching %s: %w", w.orders, err)
+	}
+	defer fw.Close()
+	w.addWatches(fw, w.orders)
+	w.addWatches(fw, w.telegraf)
+	w.scan()
+
+	ticker := time.NewTicker(w.opt.Rescan)
+	defer ticker.Stop()
+	settle := time.NewTimer(0)
+	<-settle.C
+	dirty := make(map[string]bool)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			w.scan()
+		case <-w.rescan:
+			w.log.Info("rescanning orders")
+			w.scan()
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if len(dirty) == 0 {
+				settle.Reset(w.opt.Settle)
+			}
+			dirty[ev.Name] = true
+			if ev.Has(fsnotify.Create) {
+				// A new directory must be watched before files appear in it; those
+				// that already did are found by scanning it when the events settle.
+				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() && !Ignored(fi.Name()) {
+					w.addWatches(fw, ev.Name)
+				}
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflowed event queue lost events: only a full scan makes up for it.
+			w.log.Warn("watching orders", "err", err)
+			w.scan()
+		case <-settle.C:
+			w.changed(dirty)
+			clear(dirty)
+		}
+	}
+}
+
+// addWatches watches dir and every directory below it.
+func (w *Watcher) addWatches(fw *fsnotify.Watcher, dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.log.Warn("watching orders", "dir", path, "err", err)
+			}
+			return nil
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if path != dir && Ignored(d.Name()) {
+			return filepath.SkipDir
+		}
+		if err := fw.Add(path); err != nil {
+			w.log.Warn("watching orders", "dir", path, "err", err)
+		}
+		return nil
+	})
+}
+
+// scan examines every order file and forgets the orders whose files are gone.
+func (w *Watcher) scan() {
+	for _, e := range w.known {
+		e.seen = false
+	}
+	w.walk(w.orders)
+	present := make(map[string]bool, len(w.known))
+	for id, e := range w.known {
+		if !e.seen {
+			w.forget(id)
+			continue
+		}
+		present[id] = true
+	}
+	w.handler.Scanned(present)
+}
+
+// walk checks every order file under dir, marking them seen.
+func (w *Watcher) walk(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.log.Warn("reading orders", "path", path, "err", err)
+			}
+			return nil
+		}
+		if path == dir {
+			return nil
+		}
+		if Ignored(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if id, ok := w.id(path); ok {
+			w.check(id, path)
+		}
+		return nil
+	})
+}
+
+// id is the order id of a path below orders/.
+func (w *Watcher) id(path string) (string, bool) {
+	rel, err := filepath.Rel(w.orders, path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// changed handles the paths named by a batch of events.
+func (w *Watcher) changed(paths map[string]bool) {
+	for path := range paths {
+		if rel, err := filepath.Rel(w.telegraf, path); err == nil && !strings.HasPrefix(rel, "..") {
+			path = filepath.Join(w.orders, rel)
+		}
+		id, ok := w.id(path)
+		if !ok {
+			continue
+		}
+		fi, err := os.Stat(path)
+		switch {
+		case err == nil && fi.IsDir():
+			if !Ignored(fi.Name()) {
+				w.walk(path)
+			}
+		case err == nil:
+			if !hiddenPath(id) {
+				w.check(id, path)
+			}
+		default:
+			// Gone: the order itself, or a directory with orders below it.
+			for kid := range w.known {
+				if kid == id || strings.HasPrefix(kid, id+"/") {
+					if _, err := os.Stat(filepath.Join(w.orders, filepath.FromSlash(kid))); errors.Is(err, fs.ErrNotExist) {
+						w.forget(kid)
+					}
+				}
+			}
+		}
+	}
+}
+
+// hiddenPath reports whether any element of an id is ignored.
+func hiddenPath(id string) bool {
+	return slices.ContainsFunc(strings.Split(id, "/"), Ignored)
+}
+
+// forget drops an order whose file is gone. The handler hears of it even if the order
+// was never valid, since an output of an earlier run may be left to archive.
+func (w *Watcher) forget(id string) {
+	delete(w.known, id)
+	w.handler.Remove(id, Deleted)
+}
+
+// check reads an order file if it changed since it was last read, and expires it when
+// it has not been refreshed in time.
+func (w *Watcher) check(id, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	e := w.known[id]
+	if e == nil {
+		e = &entry{}
+		w.known[id] = e
+	}
+	e.seen = true
+	if age := w.opt.Now().Sub(fi.ModTime()); age > w.opt.MaxAge {
+		w.expire(id, path, e, age)
+		return
+	}
+	e.expiring = false
+	st := statOf(fi)
+	tpath := filepath.Join(w.telegraf, filepath.FromSlash(id))
+	var tst fileStat
+	if tfi, err := os.Stat(tpath); err == nil && tfi.Mode().IsRegular() {
+		tst = statOf(tfi)
+	}
+	if st == e.stat && tst == e.tstat {
+		return
+	}
+	e.stat, e.tstat = st, tst
+	file := filepath.Join("orders", filepath.FromSlash(id))
+	data, err := readLimited(path)
+	if err != nil {
+		w.invalid(id, e, fmt.Errorf("%s: %w", file, err))
+		return
+	}
+	tfile := filepath.Join("telegraf", filepath.FromSlash(id))
+	var tdata []byte
+	if tst != (fileStat{}) {
+		if tdata, err = readLimited(tpath); err != nil {
+			w.log.Warn("ignoring unreadable telegraf file", "id", id, "file", tfile, "err", err)
+			tst = fileStat{}
+		}
+	}
+	sum := sha256.Sum256(append(append(slices.Clip(data), 0), tdata...))
+	if sum == e.sum && (e.order != nil || e.invalid) {
+		return
+	}
+	e.sum = sum
+	o, err := Parse(file, id, data)
+	if err != nil {
+		w.invalid(id, e, err)
+		return
+	}
+	if tst != (fileStat{}) {
+		t, err := ParseTelegraf(tfile, tdata)
+		if err != nil {
+			// The order is fine; only its telegraf settings fall back to its own.
+			w.log.Warn("ignoring invalid telegraf file", "id", id, "err", err)
+		} else {
+			o.Telegraf = t
+		}
+	}
+	e.invalid = false
+	e.order = o
+	w.handler.Update(o)
+}
+
+func (w *Watcher) invalid(id string, e *entry, err error) {
+	e.invalid = true
+	if e.order != nil {
+		w.log.Warn("invalid order, the previous version goes on", "id", id, "err", err)
+		return
+	}
+	w.log.Warn("invalid order", "id", id, "err", err)
+}
+
+// expire removes an order that was not refreshed in time, after its output is archived.
+func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
+	if !e.expiring {
+		w.log.Info("archiving old order", "id", id, "age", age.Truncate(time.Second).String())
+		w.handler.Remove(id, Expired)
+		e.order = nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if !e.expiring {
+			w.log.Error("cannot remove expired order", "id", id, "err", err)
+		}
+		e.expiring = true
+		return
+	}
+	delete(w.known, id)
+}
+
+// readLimited reads a file of at most MaxSize bytes.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	n, err := io.Copy(&b, io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > MaxSize {
+		return nil, fmt.Errorf("larger than the %d bytes an order may have", MaxSize)
+	}
+	return b.Bytes(), nil
+}

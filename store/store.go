@@ -1,0 +1,388 @@
+// Package store keeps the results of pingmachine's orders on disk as the Perl version
+// did: output/<id>/main.rrd and output/<id>/last_result, archive/<id> for the outputs of
+// orders that went away, and telegraf for whoever listens. Every path it writes is
+// inside the base directory.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"pingmachine/rrdfmt"
+	"pingmachine/store/telegraf"
+)
+
+// Series is what the store needs to know of an order.
+type Series struct {
+	ID          string
+	Step        time.Duration
+	Pings       int
+	RRDTemplate string // "smokeping", "norrd", or another name that means Smokeping's defaults
+	Measurement string // telegraf measurement; empty sends nothing
+	Tags        map[string]string
+}
+
+// Sender takes points for telegraf without blocking.
+type Sender interface {
+	Send(p telegraf.Point)
+}
+
+// Options configure a Store.
+type Options struct {
+	// RRDCached is the address of an rrdcached (unix:/path, /path, or host:port) that
+	// writes main.rrd instead of this process; it must see the same paths.
+	RRDCached string
+	Telegraf  Sender // nil sends nothing
+	Logger    *slog.Logger
+	Now       func() time.Time // nil means time.Now
+}
+
+// Store writes the outputs of the orders below one base directory. Its methods are safe
+// for concurrent use; those for one order run one at a time.
+type Store struct {
+	output, archive string
+	rrd             backend
+	opt             Options
+	log             *slog.Logger
+
+	mu     sync.Mutex
+	active map[string]*Series
+
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+}
+
+// Open returns the store of the base directory, whose output/ and archive/ must exist.
+func Open(ctx context.Context, base string, opt Options) (*Store, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		output:  filepath.Join(base, "output"),
+		archive: filepath.Join(base, "archive"),
+		opt:     opt,
+		log:     log,
+		active:  make(map[string]*Series),
+		seed:    maphash.MakeSeed(),
+	}
+	if opt.RRDCached != "" {
+		b, err := dialCached(ctx, opt.RRDCached)
+		if err != nil {
+			return nil, err
+		}
+		s.rrd = b
+	} else {
+		s.rrd = files{layout: rrdfmt.NativeLayout()}
+	}
+	return s, nil
+}
+
+// Close releases the RRD backend after flushing what it holds.
+func (s *Store) Close() error { return s.rrd.close() }
+
+// lock serialises the file operations of one order.
+func (s *Store) lock(id string) func() {
+	m := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// dir returns output/<id> or archive/<id>. Order ids come from file names below orders/,
+// so they are clean relative paths, but a path is checked once more here, where it is
+// used: nothing may be written outside the base directory.
+func dir(root, id string) (string, error) {
+	if !filepath.IsLocal(filepath.FromSlash(id)) || strings.ContainsRune(id, '\\') {
+		return "", fmt.Errorf("order id %q is not a path inside the base directory", id)
+	}
+	return filepath.Join(root, filepath.FromSlash(id)), nil
+}
+
+// Prepare makes an order's output ready for results: its output comes back from the
+// archive if it was archived, the directory is created, and main.rrd is created, or
+// replaced when it is corrupt or was made for another step or number of pings.
+func (s *Store) Prepare(se Series) error {
+	out, err := dir(s.output, se.ID)
+	if err != nil {
+		return err
+	}
+	arch, _ := dir(s.archive, se.ID)
+	defer s.lock(se.ID)()
+	if err := s.restore(se.ID, out, arch); err != nil {
+		s.log.Error("cannot restore archived output", "id", se.ID, "err", err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if se.RRDTemplate != "norrd" {
+		if err := s.checkRRD(&se, filepath.Join(out, "main.rrd")); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.active[se.ID] = &se
+	s.mu.Unlock()
+	return nil
+}
+
+// restore moves archive/<id> back to output/<id>, unless there is an output already.
+func (s *Store) restore(id, out, arch string) error {
+	if _, err := os.Lstat(arch); err != nil {
+		return nil
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("both %s and %s exist: keeping the output, the archive stays", out, arch)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(arch, out); err != nil {
+		return err
+	}
+	s.log.Info("revived archived order", "id", id)
+	s.prune(s.archive, filepath.Dir(arch))
+	return nil
+}
+
+// checkRRD makes sure main.rrd exists and fits the order.
+func (s *Store) checkRRD(se *Series, path string) error {
+	info, err := rrdfmt.ReadInfo(path, rrdfmt.NativeLayout())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s.createRRD(se, path)
+	case err != nil:
+		return s.replaceCorrupt(se, path, err)
+	case info.Step != se.Step || len(info.DS) != se.Pings+2:
+		// Keep the history under a name that says what it was made for.
+		old := filepath.Join(filepath.Dir(path), fmt.Sprintf("main.step%d.pings%d.rrd", info.Step/time.Second, len(info.DS)-2))
+		if err := s.moveAside(path, old); err != nil {
+			return err
+		}
+		s.log.Info("step or pings changed: kept the old main.rrd", "id", se.ID, "old", filepath.Base(old))
+		return s.createRRD(se, path)
+	}
+	return nil
+}
+
+func (s *Store) replaceCorrupt(se *Series, path string, cause error) error {
+	if err := s.moveAside(path, filepath.Join(filepath.Dir(path), "corrupted_main.rrd")); err != nil {
+		return err
+	}
+	s.log.Warn("detected corrupted RRD file, moved it to corrupted_main.rrd and created a new one", "id", se.ID, "err", cause)
+	return s.createRRD(se, path)
+}
+
+func (s *Store) moveAside(path, to string) error {
+	if err := s.rrd.flush(path); err != nil {
+		s.log.Warn("flushing before rename", "file", path, "err", err)
+	}
+	if err := os.Rename(path, to); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) createRRD(se *Series, path string) error {
+	spec := rrdSpec(se.Step, se.Pings, se.RRDTemplate)
+	if se.RRDTemplate != "smokeping" {
+		s.log.Warn("unknown rrd_template, using Smokeping defaults", "id", se.ID, "rrd_template", se.RRDTemplate)
+	}
+	// Two steps back: the first round's stamp is one step back and must be later.
+	now := s.opt.Now().Unix()
+	step := int64(se.Step / time.Second)
+	spec.Start = time.Unix(now-now%step-2*step, 0)
+	if err := s.rrd.create(path, spec); err != nil {
+		return fmt.Errorf("store: creating %s: %w", path, err)
+	}
+	return nil
+}
+
+// Archive moves an order's output to archive/<id>. Results of the order that arrive
+// later are dropped. An order without output is no error.
+func (s *Store) Archive(id string) error {
+	out, err := dir(s.output, id)
+	if err != nil {
+		return err
+	}
+	arch, _ := dir(s.archive, id)
+	defer s.lock(id)()
+	s.mu.Lock()
+	delete(s.active, id)
+	s.mu.Unlock()
+	if _, err := os.Lstat(out); err != nil {
+		return nil
+	}
+	if err := s.rrd.flush(filepath.Join(out, "main.rrd")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("flushing before archiving", "id", id, "err", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(arch), 0o755); err != nil {
+		return fmt.Errorf("store: archiving %s: %w", id, err)
+	}
+	// rename(2) replaces an empty directory but not a full one: an archive that is
+	// already there is kept, and so is the output.
+	if err := os.Rename(out, arch); err != nil {
+		return fmt.Errorf("store: can't archive output to %s: %w", arch, err)
+	}
+	s.prune(s.output, filepath.Dir(out))
+	return nil
+}
+
+// prune removes the empty directories from dir up to root, which stays.
+func (s *Store) prune(root, dir string) {
+	for dir != root && strings.HasPrefix(dir, root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// Reconcile archives the outputs in output/ whose orders are not present: those of
+// orders deleted while the daemon was stopped. An output is a directory holding
+// last_result or main.rrd.
+func (s *Store) Reconcile(present map[string]bool) {
+	var gone []string
+	filepath.WalkDir(s.output, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || path == s.output {
+			return nil
+		}
+		if !isOutput(path) {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.output, path)
+		if id := filepath.ToSlash(rel); !present[id] {
+			gone = append(gone, id)
+		}
+		return filepath.SkipDir
+	})
+	for _, id := range gone {
+		s.mu.Lock()
+		active := s.active[id] != nil
+		s.mu.Unlock()
+		if active {
+			continue
+		}
+		if err := s.Archive(id); err != nil {
+			s.log.Error("archiving the output of a missing order", "id", id, "err", err)
+			continue
+		}
+		s.log.Info("archived the output of a missing order", "id", id)
+	}
+}
+
+func isOutput(dir string) bool {
+	for _, name := range []string{"last_result", "main.rrd"} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+// Write records a round: main.rrd, then last_result, then telegraf. A result for an
+// order that is not prepared, or for another step or number of pings than the prepared
+// version, is dropped.
+func (s *Store) Write(r Result) error {
+	out, err := dir(s.output, r.ID)
+	if err != nil {
+		return err
+	}
+	defer s.lock(r.ID)()
+	s.mu.Lock()
+	cur := s.active[r.ID]
+	s.mu.Unlock()
+	if cur == nil || cur.Step != r.Step || cur.Pings != len(r.RTTs) {
+		s.log.Debug("discarding results for a removed or changed order", "id", r.ID)
+		return nil
+	}
+	se := cur
+	// The directory may have been removed under us; the results still have a home.
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sum := r.summarize()
+	var errs []error
+	if se.RRDTemplate != "norrd" {
+		if err := s.updateRRD(se, filepath.Join(out, "main.rrd"), r.Time, sum); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.writeLastResult(se, out, r.Time, sum); err != nil {
+		errs = append(errs, err)
+	}
+	if s.opt.Telegraf != nil && se.Measurement != "" {
+		s.opt.Telegraf.Send(telegraf.Point{
+			Measurement: se.Measurement, Tags: se.Tags, Time: r.Time, Step: se.Step, RTTs: r.RTTs,
+		})
+	}
+	return errors.Join(errs...)
+}
+
+// updateRRD applies a round to main.rrd, replacing a missing or corrupt file first.
+func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) error {
+	u := rrdfmt.Update{Time: t, Values: sum.rrdValues()}
+	err := s.rrd.update(path, u)
+	if err == nil {
+		return nil
+	}
+	switch _, serr := os.Lstat(path); {
+	case errors.Is(serr, fs.ErrNotExist):
+		err = s.createRRD(se, path)
+	case errors.Is(err, rrdfmt.ErrNotRRD) || s.rrd.corrupt(err):
+		err = s.replaceCorrupt(se, path, err)
+	default:
+		return fmt.Errorf("store: error while updating %s: %w", path, err)
+	}
+	if err != nil {
+		return err
+	}
+	// The new file starts before this round: what was measured is not lost.
+	if err := s.rrd.update(path, u); err != nil {
+		return fmt.Errorf("store: error while updating %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeLastResult replaces last_result with the round's figures: written to a temporary
+// file and renamed over the old one, so that a reader always finds a whole file.
+func (s *Store) writeLastResult(se *Series, out string, t time.Time, sum summary) error {
+	value := func(d time.Duration) string {
+		if len(sum.sorted) == 0 {
+			return "~"
+		}
+		return seconds(d)
+	}
+	var b strings.Builder
+	b.WriteString("time: " + strconv.FormatInt(t.Unix(), 10) + "\n")
+	b.WriteString("updated: " + strconv.FormatInt(s.opt.Now().Unix(), 10) + "\n")
+	b.WriteString("step: " + strconv.FormatInt(int64(se.Step/time.Second), 10) + "\n")
+	b.WriteString("pings: " + strconv.Itoa(se.Pings) + "\n")
+	b.WriteString("loss: " + strconv.Itoa(sum.loss) + "\n")
+	b.WriteString("min: " + value(sum.min) + "\n")
+	b.WriteString("median: " + value(sum.median) + "\n")
+	b.WriteString("max: " + value(sum.max) + "\n")
+	path := filepath.Join(out, "last_result")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: can't write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: can't rename %s to %s: %w", tmp, path, err)
+	}
+	return nil
+}
