@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemon is a pingmachine daemon process under test.
+type daemon struct {
+	t    *testing.T
+	base string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	code int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon runs the daemon on base with debug logs; the test's cleanup stops it.
+func startDaemon(t *testing.T, base string, args ...string) *daemon {
+	t.Helper()
+	bin := build(t)
+	d := &daemon{t: t, base: base, logs: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = exec.Command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
+	d.cmd.Stderr = d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.logs)
+		}
+	})
+	d.waitLog("pingmachine started", 5*time.Second)
+	return d
+}
+
+// waitLog waits for a log line containing s.
+func (d *daemon) waitLog(s string, timeout time.Duration) {
+	d.t.Helper()
+	d.waitFor("log line "+strconv.Quote(s), timeout, func() bool { return strings.Contains(d.logs.String(), s) })
+}
+
+// waitFor polls cond until it holds; the test fails after timeout.
+func (d *daemon) waitFor(what string, timeout time.Duration, cond func() bool) {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		select {
+		case <-d.done:
+			d.t.Fatalf("daemon exited (%d) while waiting for %s", d.code, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no %s within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends sig and returns the exit status.
+func (d *daemon) stop(sig syscall.Signal) int {
+	d.t.Helper()
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.t.Fatalf("daemon did not exit within 10 s of %v", sig)
+	}
+	return d.code
+}
+
+func (d *daemon) path(elem ...string) string {
+	return filepath.Join(append([]string{d.base}, elem...)...)
+}
+
+// writeOrder writes an order as a client should: a hidden temporary file renamed into
+// place.
+func writeOrder(t *testing.T, base, id, content string) {
+	t.Helper()
+	path := filepath.Join(base, "orders", filepath.FromSlash(id))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func icmpOrder(host string, step, pings int, extra string) string {
+	return fmt.Sprintf("user: e2e\nstep: %d\npings: %d\nprobe: fping\nfping:\n  host: %q\n%s", step, pings, host, extra)
+}
+
+// lastResult reads output/<id>/last_result into its keys, in order.
+type lastResult struct {
+	keys   []string
+	values map[string]string
+}
+
+func readLastResult(t *testing.T, base, id string) (lastResult, bool) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(base, "output", filepath.FromSlash(id), "last_result"))
+	if err != nil {
+		return lastResult{}, false
+	}
+	lr := lastResult{values: map[string]string{}}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			t.Fatalf("last_result of %s: line %q is not 'key: value'", id, line)
+		}
+		lr.keys = append(lr.keys, k)
+		lr.values[k] = v
+	}
+	return lr, true
+}
+
+func (lr lastResult) int(t *testing.T, key string) int64 {
+	t.Helper()
+	v, err := strconv.ParseInt(lr.values[key], 10, 64)
+	if err != nil {
+		t.Fatalf("last_result %s: %v", key, err)
+	}
+	return v
+}
+
+// waitResult waits for a last_result of id whose time is after the given one.
+func (d *daemon) waitResult(id string, after int64, timeout time.Duration) lastResult {
+	d.t.Helper()
+	var lr lastResult
+	d.waitFor("last_result of "+id, timeout, func() bool {
+		var ok bool
+		lr, ok = readLastResult(d.t, d.base, id)
+		return ok && lr.int(d.t, "time") > after
+	})
+	return lr
+}
+
+var lastResultKeys = []string{"time", "updated", "step", "pings", "loss", "min", "median", "max"}
+
+func checkLastResult(t *testing.T, id string, lr lastResult, step, pings, loss int) {
+	t.Helper()
+	if !slices.Equal(lr.keys, lastResultKeys) {
+		t.Errorf("%s: last_result keys %v, want %v", id, lr.keys, lastResultKeys)
+	}
+	tm, updated := lr.int(t, "time"), lr.int(t, "updated")
+	if tm%int64(step) != 0 || updated < tm+int64(step) || updated > tm+3*int64(step) {
+		t.Errorf("%s: time %d, updated %d: want a multiple of the step %d, one to three steps before updated", id, tm, updated, step)
+	}
+	if lr.int(t, "step") != int64(step) || lr.int(t, "pings") != int64(pings) || lr.int(t, "loss") != int64(loss) {
+		t.Errorf("%s: step/pings/loss %s/%s/%s, want %d/%d/%d", id, lr.values["step"], lr.values["pings"], lr.values["loss"], step, pings, loss)
+	}
+	for _, k := range []string{"min", "median", "max"} {
+		v := lr.values[k]
+		if loss == pings {
+			if v != "~" {
+				t.Errorf("%s: %s %q, want ~ for full loss", id, k, v)
+			}
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || len(v) != len("5.700000e-04") || f <= 0 || f > 0.05 {
+			t.Errorf("%s: %s %q, want a loopback round trip in %%.6e seconds", id, k, v)
+		}
+	}
+}
+
+// fetchRow returns rrdtool fetch's AVERAGE row at time tm of a main.rrd.
+func fetchRow(t *testing.T, rrd string, tm, step int64) []float64 {
+	t.Helper()
+	out, err := exec.Command("rrdtool", "fetch", rrd, "AVERAGE", "-r", strconv.FormatInt(step, 10),
+		"-s", strconv.FormatInt(tm-step, 10), "-e", strconv.FormatInt(tm, 10)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rrdtool fetch %s: %v\n%s", rrd, err, out)
+	}
+	prefix := strconv.FormatInt(tm, 10) + ":"
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		var row []float64
+		for _, f := range strings.Fields(rest) {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				v = math.NaN()
+			}
+			row = append(row, v)
+		}
+		return row
+	}
+	t.Fatalf("rrdtool fetch %s: no row at %d in\n%s", rrd, tm, out)
+	return nil
+}
+
+func TestDaemonResults(t *testing.T) {
+	t.Parallel()
+	base := filepath.Join(t.TempDir(), "not", "yet") // created by the daemon
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	os.MkdirAll(filepath.Join(base, "orders", "site"), 0o755)
+	os.MkdirAll(filepath.Join(base, "telegraf", "site"), 0o755)
+	writeOrder(t, base, "v4", icmpOrder("127.0.0.1", 3, 3, "measurement_name: top\ntags: {b: 2, a: one}\n"))
+	writeOrder(t, base, "site/v6", icmpOrder("::1", 2, 2, "telegraf:\n  measurement_name: inner\n"))
+	writeOrder(t, base, "site/norrd", icmpOrder("127.0.0.2", 2, 2, "rrd_template: norrd\n"))
+	os.WriteFile(filepath.Join(base, "telegraf", "site", "v6"), []byte("measurement_name: file\ntags: {from: file}\n"), 0o644)
+	d := startDaemon(t, base, "--telegraf", udp.LocalAddr().String())
+
+	results := map[string]lastResult{}
+	for _, o := range []struct {
+		id          string
+		step, pings int
+		rrd         bool
+	}{{"v4", 3, 3, true}, {"site/v6", 2, 2, true}, {"site/norrd", 2, 2, false}} {
+		lr := d.waitResult(o.id, 0, 10*time.Second)
+		checkLastResult(t, o.id, lr, o.step, o.pings, 0)
+		results[o.id] = lr
+		rrd := d.path("output", o.id, "main.rrd")
+		if _, err := os.Stat(rrd); (err == nil) != o.rrd {
+			t.Errorf("%s: main.rrd exists: %v, want %v", o.id, err == nil, o.rrd)
+		}
+		if !o.rrd {
+			continue
+		}
+		// The RRD row of last_result's time holds the same loss and median, and
+		// the pings sorted.
+		tm := lr.int(t, "time")
+		row := fetchRow(t, rrd, tm, int64(o.step))
+		median, _ := strconv.ParseFloat(lr.values["median"], 64)
+		if len(row) != 2+o.pings || row[0] != 0 || math.Abs(row[1]-median) > 1e-12 {
+			t.Errorf("%s: rrdtool fetch row at %d = %v, want loss 0, median %v and %d pings", o.id, tm, row, median, o.pings)
+		}
+		if !slices.IsSorted(row[2:]) {
+			t.Errorf("%s: pings in the RRD not sorted: %v", o.id, row[2:])
+		}
+		min, _ := strconv.ParseFloat(lr.values["min"], 64)
+		max, _ := strconv.ParseFloat(lr.values["max"], 64)
+		if math.Abs(row[2]-min) > 1e-12 || math.Abs(row[len(row)-1]-max) > 1e-12 {
+			t.Errorf("%s: RRD pings %v, want from min %v to max %v", o.id, row[2:], min, max)
+		}
+		out, err := exec.Command("rrdtool", "info", rrd).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ds[ping"+strconv.Itoa(o.pings)+"].max = 1.8000000000e+02") ||
+			!strings.Contains(string(out), "ds[loss].max = "+fmt.Sprintf("%.10e", float64(o.pings))) {
+			t.Errorf("%s: rrdtool info: %v\n%s", o.id, err, out)
+		}
+	}
+
+	// Telegraf: a summary line per round and one line per answered ping, tags sorted;
+	// telegraf/<id> wins over the order's own settings.
+	udp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var lines []string
+	buf := make([]byte, 65536)
+	seen := func(prefix string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+	for !seen("top,a=one,b=2 loss=0,max_rtt=") || !seen("file,from=file loss=0,") ||
+		!seen("top,a=one,b=2 individual_rtt=") {
+		n, err := udp.Read(buf)
+		if err != nil {
+			t.Fatalf("telegraf lines so far %q: %v", lines, err)
+		}
+		if n > 1400 {
+			t.Errorf("datagram of %d bytes, want at most 1400", n)
+		}
+		lines = append(lines, strings.Split(strings.TrimSuffix(string(buf[:n]), "\n"), "\n")...)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "inner") || strings.HasPrefix(l, "norrd") {
+			t.Errorf("telegraf line %q: want none for this order", l)
+		}
+		if f := strings.Fields(l); len(f) != 3 || len(f[2]) != 19 {
+			t.Errorf("telegraf line %q: want measurement, fields and a nanosecond time stamp", l)
+		}
+	}
+
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(d.logs.String(), "pingmachine stopped") {
+		t.Error("no 'pingmachine stopped' in the log")
+	}
+	for id := range results {
+		if lr, ok := readLastResult(t, base, id); !ok || len(lr.keys) != 8 {
+			t.Errorf("%s: last_result after stop: %v", id, lr.keys)
+		}
+		if _, err := os.Stat(d.path("output", id, "last_result.tmp")); err == nil {
+			t.Errorf("%s: last_result.tmp left behind", id)
+		}
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func TestDaemonOrderLifecycle(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	past := time.Now().Add(-3700 * time.Second)
+	writeOrder(t, base, "keep", icmpOrder("127.0.0.1", 2, 2, ""))
+	writeOrder(t, base, "bad", "user: e2e\nstep: 2\npings: two\nprobe: fping\nfping: {host: 127.0.0.1}\n")
+	writeOrder(t, base, "old", icmpOrder("127.0.0.1", 2, 1, ""))
+	os.Chtimes(filepath.Join(base, "orders", "old"), past, past)
+	for _, name := range []string{".hidden", "x.tmp", "x~"} {
+		os.WriteFile(filepath.Join(base, "orders", name), []byte(icmpOrder("127.0.0.1", 2, 1, "")), 0o644)
+	}
+	for _, id := range []string{"gone/deep", "old"} { // outputs of orders that are no more
+		os.MkdirAll(filepath.Join(base, "output", id), 0o755)
+		os.WriteFile(filepath.Join(base, "output", id, "last_result"), []byte("time: 1\n"), 0o644)
+	}
+	d := startDaemon(t, base)
+	d.waitResult("keep", 0, 10*time.Second)
+
+	t.Run("start-up", func(t *testing.T) {
+		for _, id := range []string{"gone/deep", "old"} {
+			if !exists(d.path("archive", id, "last_result")) || exists(d.path("output", id)) {
+				t.Errorf("output of %s not archived at start-up", id)
+			}
+		}
+		if exists(d.path("output", "gone")) {
+			t.Error("empty output/gone left behind")
+		}
+		if exists(d.path("orders", "old")) {
+			t.Error("expired order file not removed")
+		}
+		if !strings.Contains(d.logs.String(), `msg="archiving old order" id=old`) {
+			t.Error("expiry not logged")
+		}
+		if !exists(d.path("orders", "bad")) || exists(d.path("output", "bad")) {
+			t.Error("invalid order removed or measured")
+		}
+		if !strings.Contains(d.logs.String(), `orders/bad: line 3: pings: expected a whole number of pings, got \"two\"`) {
+			t.Error("invalid order not reported with file, line, key and reason")
+		}
+		for _, name := range []string{".hidden", "x.tmp", "x~"} {
+			if exists(d.path("output", name)) || !exists(d.path("orders", name)) {
+				t.Errorf("temporary file %s taken for an order", name)
+			}
+		}
+	})
+
+	t.Run("add", func(t *testing.T) {
+		start := time.Now()
+		writeOrder(t, base, "new/one", icmpOrder("127.0.0.3", 2, 1, ""))
+		lr := d.waitResult("new/one", 0, 5*time.Second)
+		checkLastResult(t, "new/one", lr, 2, 1, 0)
+		t.Logf("first result of a new order after %v", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("invalid then fixed", func(t *testing.T) {
+		writeOrder(t, base, "bad", icmpOrder("127.0.0.4", 2, 2, ""))
+		checkLastResult(t, "bad", d.waitResult("bad", 0, 5*time.Second), 2, 2, 0)
+	})
+
+	t.Run("edit pings", func(t *testing.T) {
+		before, _ := os.ReadFile(d.path("output", "keep", "main.rrd"))
+		writeOrder(t, base, "keep", icmpOrder("127.0.0.1", 2, 1, ""))
+		d.waitFor("a result with the new pings", 10*time.Second, func() bool {
+			lr, ok := readLastResult(t, base, "keep")
+			return ok && lr.values["pings"] == "1"
+		})
+		kept, err := os.ReadFile(d.path("output", "keep", "main.step2.pings2.rrd"))
+		if err != nil || len(kept) != len(before) {
+			t.Errorf("old main.rrd not kept as main.step2.pings2.rrd: %v", err)
+		}
+		out, err := exec.Command("rrdtool", "info", d.path("output", "keep", "main.rrd")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ds[ping1]") || strings.Contains(string(out), "ds[ping2]") {
+			t.Errorf("new main.rrd: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("delete and restore", func(t *testing.T) {
+		os.Remove(d.path("orders", "new", "one"))
+		d.waitFor("archive/new/one", 5*time.Second, func() bool { return exists(d.path("archive", "new", "one", "last_result")) })
+		if exists(d.path("output", "new")) {
+			t.Error("output/new left behind after archiving")
+		}
+		os.WriteFile(d.path("archive", "new", "one", "marker"), nil, 0o644)
+		writeOrder(t, base, "new/one", icmpOrder("127.0.0.3", 2, 1, ""))
+		d.waitFor("restored output", 5*time.Second, func() bool { return exists(d.path("output", "new", "one", "marker")) })
+		if exists(d.path("archive", "new")) {
+			t.Error("archive/new left behind after restoring")
+		}
+		lr, _ := readLastResult(t, base, "new/one")
+		d.waitResult("new/one", lr.int(t, "time"), 5*time.Second)
+	})
+
+	t.Run("expire on HUP", func(t *testing.T) {
+		os.Chtimes(d.path("orders", "keep"), past, past)
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.waitFor("archive/keep", 5*time.Second, func() bool { return exists(d.path("archive", "keep", "main.rrd")) })
+		if exists(d.path("orders", "keep")) || exists(d.path("output", "keep")) {
+			t.Error("expired order or its output left in place")
+		}
+		if !exists(d.path("archive", "keep", "main.step2.pings2.rrd")) {
+			t.Error("the kept old RRD was not archived with the output")
+		}
+		if !strings.Contains(d.logs.String(), "rescanning orders") {
+			t.Error("HUP did not rescan")
+		}
+	})
+
+	t.Run("lock", func(t *testing.T) {
+		bin := build(t)
+		_, stderr, code := runCmd(t, exec.Command(bin, "--basedir", base))
+		if code != 1 || !strings.Contains(stderr, "can't lock base directory "+base+": is pingmachine running already?") {
+			t.Errorf("second daemon: exit %d, stderr %q; want 1 and the lock message", code, stderr)
+		}
+	})
+
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+func TestDaemonStartErrors(t *testing.T) {
+	t.Parallel()
+	bin := build(t)
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	tests := []struct {
+		args []string
+		code int
+		say  string
+	}{
+		{[]string{"--basedir", t.TempDir(), "--telegraf", "localhost"}, 1, "missing port in address"},
+		{[]string{"--basedir", file}, 1, "base directory"},
+		{[]string{"--basedir", t.TempDir(), "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
+		{[]string{"--basedir", t.TempDir(), "--user", "no-such-user-here"}, 1, "--user no-such-user-here"},
+		{[]string{"--basedir", t.TempDir(), "--rrdcached", "unix:" + filepath.Join(t.TempDir(), "none.sock")}, 1, "rrdcached at unix:"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := runCmd(t, exec.Command(bin, tt.args...))
+		if code != tt.code || !strings.Contains(stderr, tt.say) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.say)
+		}
+	}
+}
