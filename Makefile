@@ -51,8 +51,12 @@ bench: build
 	$(GO) test -run '^$$' -bench RRDUpdate -benchtime 2s ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 
+# The daemon in the foreground on a demo base directory in the checkout, with example
+# orders that ping loopback addresses (testdata/demo).
 run: build
-	$(BIN) ping -c 5 -p 200 127.0.0.1 127.0.0.2 ::1
+	@mkdir -p $(DEMO)/orders
+	cp -R testdata/demo/orders/. $(DEMO)/orders/
+	$(BIN) --debug --basedir $(DEMO)
 
 cross:
 	@for t in $(CROSS); do \
