@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pingmachine/pinger/pingtest"
 )
 
 // daemon is a pingmachine daemon process under test.
@@ -479,5 +482,94 @@ func TestDaemonStartErrors(t *testing.T) {
 		if code != tt.code || !strings.Contains(stderr, tt.say) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.say)
 		}
+	}
+}
+
+// startDaemonIn runs the daemon inside a test namespace (no route to any resolver).
+func startDaemonIn(t *testing.T, ns *pingtest.Namespace, base string, args ...string) *daemon {
+	t.Helper()
+	bin := build(t)
+	d := &daemon{t: t, base: base, logs: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = ns.Command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
+	d.cmd.Stderr = d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.logs)
+		}
+	})
+	d.waitLog("pingmachine started", 5*time.Second)
+	return d
+}
+
+// TestDaemonScripted runs the daemon against a scripted responder in a network
+// namespace: the loss in last_result and main.rrd is exactly the scripted loss, a delay is
+// measured to within a millisecond, and targets that cannot answer are full loss.
+func TestDaemonScripted(t *testing.T) {
+	t.Parallel()
+	link := pingtest.NewLink(t)
+	const delay = 20 * time.Millisecond
+	lossy, slow, unreach, v6 := pingtest.Target4(0), pingtest.Target4(1), pingtest.Target4(2), pingtest.Target6(0)
+	pingtest.StartResponder(t, link.Server, func(dst netip.Addr, n int) pingtest.Action {
+		switch dst {
+		case lossy:
+			return pingtest.Action{Drop: n%4 == 1 || n%4 == 2} // two of four pings
+		case slow:
+			return pingtest.Action{Delay: delay}
+		case unreach:
+			return pingtest.Action{Unreachable: true}
+		case v6:
+			return pingtest.Action{Drop: n%4 == 3} // one of four
+		}
+		return pingtest.Action{Drop: true}
+	})
+	base := t.TempDir()
+	writeOrder(t, base, "lossy", icmpOrder(lossy.String(), 4, 4, ""))
+	writeOrder(t, base, "slow", icmpOrder(slow.String(), 4, 4, ""))
+	writeOrder(t, base, "unreach", icmpOrder(unreach.String(), 4, 4, ""))
+	writeOrder(t, base, "v6", icmpOrder(v6.String(), 4, 4, ""))
+	writeOrder(t, base, "noname", icmpOrder("nonexistent.invalid", 4, 4, ""))
+	d := startDaemonIn(t, link.Client, base)
+
+	for _, o := range []struct {
+		id   string
+		loss int
+	}{{"lossy", 2}, {"slow", 0}, {"unreach", 4}, {"v6", 1}, {"noname", 4}} {
+		lr := d.waitResult(o.id, 0, 15*time.Second)
+		checkLastResult(t, o.id, lr, 4, 4, o.loss)
+		// The RRD holds the answered pings sorted in the middle, the lost ones as
+		// unknown split below and above.
+		row := fetchRow(t, d.path("output", o.id, "main.rrd"), lr.int(t, "time"), 4)
+		if len(row) != 6 || row[0] != float64(o.loss) {
+			t.Errorf("%s: RRD row %v, want loss %d and 4 pings", o.id, row, o.loss)
+			continue
+		}
+		for i, v := range row[2:] {
+			if lost := i < o.loss/2 || i >= 4-(o.loss-o.loss/2); lost != math.IsNaN(v) {
+				t.Errorf("%s: RRD ping%d = %v, want unknown only for the %d lost pings centred around the others", o.id, i+1, v, o.loss)
+			}
+		}
+	}
+	lr, _ := readLastResult(t, base, "slow")
+	for _, k := range []string{"min", "median", "max"} {
+		v, _ := strconv.ParseFloat(lr.values[k], 64)
+		if got := time.Duration(v * float64(time.Second)); got < delay || got-delay >= time.Millisecond {
+			t.Errorf("slow: %s %v, want %v + less than 1ms", k, got, delay)
+		}
+	}
+	if !strings.Contains(d.logs.String(), `msg="cannot resolve host; results are full loss" id=noname host=nonexistent.invalid`) {
+		t.Error("the unresolvable host is not logged")
+	}
+	if n := strings.Count(d.logs.String(), "cannot resolve host"); n != 1 {
+		t.Errorf("the unresolvable host is logged %d times, want once", n)
 	}
 }
