@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -250,6 +251,7 @@ func TestDaemonResults(t *testing.T) {
 	writeOrder(t, base, "v4", icmpOrder("127.0.0.1", 3, 3, "measurement_name: top\ntags: {b: 2, a: one}\n"))
 	writeOrder(t, base, "site/v6", icmpOrder("::1", 2, 2, "telegraf:\n  measurement_name: inner\n"))
 	writeOrder(t, base, "site/norrd", icmpOrder("127.0.0.2", 2, 2, "rrd_template: norrd\n"))
+	writeOrder(t, base, "site/same-host", icmpOrder("127.0.0.1", 2, 2, ""))
 	os.WriteFile(filepath.Join(base, "telegraf", "site", "v6"), []byte("measurement_name: file\ntags: {from: file}\n"), 0o644)
 	d := startDaemon(t, base, "--telegraf", udp.LocalAddr().String())
 
@@ -258,7 +260,7 @@ func TestDaemonResults(t *testing.T) {
 		id          string
 		step, pings int
 		rrd         bool
-	}{{"v4", 3, 3, true}, {"site/v6", 2, 2, true}, {"site/norrd", 2, 2, false}} {
+	}{{"v4", 3, 3, true}, {"site/v6", 2, 2, true}, {"site/norrd", 2, 2, false}, {"site/same-host", 2, 2, true}} {
 		lr := d.waitResult(o.id, 0, 10*time.Second)
 		checkLastResult(t, o.id, lr, o.step, o.pings, 0)
 		results[o.id] = lr
@@ -433,6 +435,22 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 		d.waitResult("new/one", lr.int(t, "time"), 5*time.Second)
 	})
 
+	t.Run("corrupt rrd", func(t *testing.T) {
+		rrd := d.path("output", "new", "one", "main.rrd")
+		garbage := []byte("this is not an RRD file")
+		os.WriteFile(rrd, garbage, 0o644)
+		lr, _ := readLastResult(t, base, "new/one")
+		lr = d.waitResult("new/one", lr.int(t, "time"), 5*time.Second)
+		if b, err := os.ReadFile(d.path("output", "new", "one", "corrupted_main.rrd")); err != nil || !bytes.Equal(b, garbage) {
+			t.Errorf("corrupted_main.rrd: %q, %v; want the corrupt file", b, err)
+		}
+		// The round that found the file corrupt is in the new one.
+		if row := fetchRow(t, rrd, lr.int(t, "time"), 2); len(row) != 3 || row[0] != 0 {
+			t.Errorf("new main.rrd row %v, want the round of last_result", row)
+		}
+		d.waitLog("detected corrupted RRD file", time.Second)
+	})
+
 	t.Run("expire on HUP", func(t *testing.T) {
 		os.Chtimes(d.path("orders", "keep"), past, past)
 		d.cmd.Process.Signal(syscall.SIGHUP)
@@ -571,5 +589,85 @@ func TestDaemonScripted(t *testing.T) {
 	}
 	if n := strings.Count(d.logs.String(), "cannot resolve host"); n != 1 {
 		t.Errorf("the unresolvable host is logged %d times, want once", n)
+	}
+}
+
+// TestDaemonRRDCached writes main.rrd through a real rrdcached that holds updates until
+// it is told to flush: the daemon's stop flushes them.
+func TestDaemonRRDCached(t *testing.T) {
+	t.Parallel()
+	base, run := t.TempDir(), t.TempDir()
+	sock := filepath.Join(run, "sock")
+	cached := exec.Command("rrdcached", "-g", "-b", base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
+		"-j", run, "-p", filepath.Join(run, "pid"), "-l", "unix:"+sock)
+	var clog syncBuffer
+	cached.Stdout, cached.Stderr = &clog, &clog
+	if err := cached.Start(); err != nil {
+		t.Fatalf("rrdcached (make test installs it): %v", err)
+	}
+	t.Cleanup(func() {
+		cached.Process.Kill()
+		cached.Wait()
+		if t.Failed() {
+			t.Logf("rrdcached:\n%s", clog.String())
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !exists(sock); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("rrdcached did not create its socket")
+		}
+	}
+	writeOrder(t, base, "cached", icmpOrder("127.0.0.1", 2, 2, ""))
+	d := startDaemon(t, base, "--rrdcached", "unix:"+sock)
+	first := d.waitResult("cached", 0, 10*time.Second)
+	last := d.waitResult("cached", first.int(t, "time"), 5*time.Second)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	rrd := d.path("output", "cached", "main.rrd")
+	for _, lr := range []lastResult{first, last} {
+		median, _ := strconv.ParseFloat(lr.values["median"], 64)
+		if row := fetchRow(t, rrd, lr.int(t, "time"), 2); len(row) != 4 || row[0] != 0 || math.Abs(row[1]-median) > 1e-12 {
+			t.Errorf("row %v at %s, want loss 0 and median %v from last_result", row, lr.values["time"], median)
+		}
+	}
+}
+
+// TestDaemonUser runs the daemon with --user nobody: it pings with the raw sockets it
+// opened as root, and every user and group id of the process is nobody's.
+func TestDaemonUser(t *testing.T) {
+	t.Parallel()
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	dir, err := os.MkdirTemp("", "pingmachine-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	base := filepath.Join(dir, "base")
+	os.Chmod(dir, 0o755)
+	os.Mkdir(base, 0o755)
+	os.Chown(base, uid, gid)
+	d := startDaemon(t, base, "--user", "nobody")
+	writeOrder(t, base, "as-nobody", icmpOrder("127.0.0.1", 2, 2, ""))
+	checkLastResult(t, "as-nobody", d.waitResult("as-nobody", 0, 5*time.Second), 2, 2, 0)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Uid": strings.Repeat(nobody.Uid+"\t", 4), "Gid": strings.Repeat(nobody.Gid+"\t", 4)}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":\t")
+		if w, ok := want[k]; ok && v+"\t" != w {
+			t.Errorf("%s: %q, want %q", k, v, strings.TrimSuffix(w, "\t"))
+		}
+	}
+	fi, err := os.Stat(d.path("output", "as-nobody", "last_result"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(uid) {
+		t.Errorf("last_result not written by nobody: %v", err)
 	}
 }
