@@ -556,12 +556,15 @@ func TestDaemonScripted(t *testing.T) {
 	writeOrder(t, base, "unreach", icmpOrder(unreach.String(), 4, 4, ""))
 	writeOrder(t, base, "v6", icmpOrder(v6.String(), 4, 4, ""))
 	writeOrder(t, base, "noname", icmpOrder("nonexistent.invalid", 4, 4, ""))
+	bound := fmt.Sprintf("  source_ip: %s\n  interface: %s\n  interval: 500\n", link.ClientAddr4, link.Interface)
+	writeOrder(t, base, "bound", icmpOrder(slow.String(), 4, 4, bound))
+	writeOrder(t, base, "no-such-interface", icmpOrder(slow.String(), 4, 4, "  interface: nosuch0\n"))
 	d := startDaemonIn(t, link.Client, base)
 
 	for _, o := range []struct {
 		id   string
 		loss int
-	}{{"lossy", 2}, {"slow", 0}, {"unreach", 4}, {"v6", 1}, {"noname", 4}} {
+	}{{"lossy", 2}, {"slow", 0}, {"unreach", 4}, {"v6", 1}, {"noname", 4}, {"bound", 0}, {"no-such-interface", 4}} {
 		lr := d.waitResult(o.id, 0, 15*time.Second)
 		checkLastResult(t, o.id, lr, 4, 4, o.loss)
 		// The RRD holds the answered pings sorted in the middle, the lost ones as
@@ -586,6 +589,9 @@ func TestDaemonScripted(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), `msg="cannot resolve host; results are full loss" id=noname host=nonexistent.invalid`) {
 		t.Error("the unresolvable host is not logged")
+	}
+	if !strings.Contains(d.logs.String(), `msg="cannot ping; results are full loss" id=no-such-interface`) {
+		t.Error("the missing interface is not logged")
 	}
 	if n := strings.Count(d.logs.String(), "cannot resolve host"); n != 1 {
 		t.Errorf("the unresolvable host is logged %d times, want once", n)

@@ -39,6 +39,7 @@ type Link struct {
 	Client, Server           *Namespace
 	ClientAddr4, ServerAddr4 netip.Addr // the IPv4 addresses of the veth ends
 	ClientAddr6, ServerAddr6 netip.Addr // the IPv6 addresses of the veth ends
+	Interface                string     // the veth's name, the same at both ends
 }
 
 // NewLink creates a client and a server namespace joined by a veth pair, with routes that
@@ -55,6 +56,7 @@ func NewLink(t testing.TB) *Link {
 
 	group := fmt.Sprintf("%08x", rand.Uint32())
 	l := &Link{
+		Interface:   vethName,
 		Client:      newNamespace(t, group, "c"),
 		Server:      newNamespace(t, group, "s"),
 		ClientAddr4: netip.MustParseAddr(clientAddr4),
