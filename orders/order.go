@@ -239,7 +239,7 @@ func Parse(file, id string, data []byte) (*Order, error) {
 	return o, nil
 }
 
-func (p *parser) document(data []byte) *yaml.Node {
+func (p *parser) document(data []byte, expected string) *yaml.Node {
 	if len(data) > MaxSize {
 		p.fail(nil, "", "%d bytes, more than the %d an order may have", len(data), MaxSize)
 		return nil
@@ -250,14 +250,14 @@ func (p *parser) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		p.fail(nil, "", "empty: expected a mapping with user, step, pings and probe")
+		p.fail(nil, "", "empty: expected a mapping with %s", expected)
 		return nil
 	}
 	return doc.Content[0]
 }
 
 func (p *parser) order(id string, data []byte) *Order {
-	root := p.document(data)
+	root := p.document(data, "user, step, pings and probe")
 	if root == nil {
 		return nil
 	}
@@ -326,6 +326,15 @@ func (p *parser) order(id string, data []byte) *Order {
 // feasible checks that a round fits its step: the last ping's timeout ends before the
 // next round starts.
 func (p *parser) feasible(o *Order, n *yaml.Node) {
+	// Only an interval can make a round too long: name its line, not the mapping's.
+	if f := resolve(n); f.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(f.Content); i += 2 {
+			if resolve(f.Content[i]).Value == "interval" {
+				n = f.Content[i+1]
+				break
+			}
+		}
+	}
 	gap, timeout := o.Timing()
 	if gap < time.Millisecond {
 		p.fail(n, "fping.interval", "the pings of a round would be less than 1 ms apart")
@@ -421,7 +430,7 @@ func (p *parser) telegraf(m map[string]*yaml.Node, prefix string) Telegraf {
 func ParseTelegraf(file string, data []byte) (Telegraf, error) {
 	p := &parser{}
 	var t Telegraf
-	if root := p.document(data); root != nil {
+	if root := p.document(data, "measurement_name and tags"); root != nil {
 		if m, ok := p.mapping(root, ""); ok {
 			t = p.telegraf(m, "")
 		}

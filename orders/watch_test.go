@@ -1,0 +1,898 @@
+package orders
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// event is one call to a Handler.
+type event struct {
+	kind  string // "update", "remove" or "scanned"
+	id    string
+	order *Order
+	why   Reason
+	ids   map[string]bool
+}
+
+func (e event) String() string {
+	switch e.kind {
+	case "update":
+		return "update " + dump(e.order)
+	case "remove":
+		return fmt.Sprintf("remove %s (%v)", e.id, e.why)
+	}
+	return fmt.Sprintf("scanned %v", slices.Sorted(maps.Keys(e.ids)))
+}
+
+// recorder is a Handler that keeps every call and signals each one.
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+	notify chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
+
+func (r *recorder) Update(o *Order)              { r.add(event{kind: "update", id: o.ID, order: o}) }
+func (r *recorder) Remove(id string, why Reason) { r.add(event{kind: "remove", id: id, why: why}) }
+func (r *recorder) Scanned(ids map[string]bool) {
+	r.add(event{kind: "scanned", ids: maps.Clone(ids)})
+}
+
+func (r *recorder) add(e event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) snapshot() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// lockedBuffer collects log output written from the watcher's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// harness runs a Watcher on a temporary base directory.
+type harness struct {
+	t                      *testing.T
+	base, orders, telegraf string
+	rec                    *recorder
+	log                    *lockedBuffer
+	w                      *Watcher
+	syncs                  int
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	base := t.TempDir()
+	h := &harness{
+		t:        t,
+		base:     base,
+		orders:   filepath.Join(base, "orders"),
+		telegraf: filepath.Join(base, "telegraf"),
+		rec:      newRecorder(),
+		log:      &lockedBuffer{},
+	}
+	for _, d := range []string{h.orders, h.telegraf} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+// start runs the watcher until the test ends. Unset Settle and Rescan get short test
+// values; Rescan defaults to an hour so that file system events alone are tested.
+func (h *harness) start(opt Options) {
+	h.t.Helper()
+	if opt.Settle == 0 {
+		opt.Settle = 20 * time.Millisecond
+	}
+	if opt.Rescan == 0 {
+		opt.Rescan = time.Hour
+	}
+	opt.Logger = slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.w = NewWatcher(h.base, h.rec, opt)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.w.Watch(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				h.t.Errorf("Watch returned %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			h.t.Error("Watch did not return after its context was cancelled")
+		}
+	})
+	h.waitScans(1)
+}
+
+func validOrder(host string) string {
+	return "user: u\nstep: 300\npings: 20\nprobe: fping\nfping:\n  host: " + host + "\n"
+}
+
+const invalidOrder = "user: u\nstep: abc\npings: 20\nprobe: fping\nfping:\n  host: h\n"
+
+func (h *harness) path(id string) string {
+	return filepath.Join(h.orders, filepath.FromSlash(id))
+}
+
+// put writes an order as clients do: a hidden temporary file renamed into place.
+func (h *harness) put(id, data string) {
+	h.t.Helper()
+	path := h.path(id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// writeFile writes a file below base in place, making its directory.
+func (h *harness) writeFile(rel, data string) {
+	h.t.Helper()
+	path := filepath.Join(h.base, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) chtimes(id string, mtime time.Time) {
+	h.t.Helper()
+	if err := os.Chtimes(h.path(id), mtime, mtime); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// wait waits up to 5 s for cond to hold on the events so far.
+func (h *harness) wait(what string, cond func([]event) bool) []event {
+	h.t.Helper()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		evs := h.rec.snapshot()
+		if cond(evs) {
+			return evs
+		}
+		select {
+		case <-h.rec.notify:
+		case <-deadline.C:
+			h.t.Fatalf("timed out waiting for %s; events:\n%s", what, format(evs))
+		}
+	}
+}
+
+func format(evs []event) string {
+	var b strings.Builder
+	for i, e := range evs {
+		fmt.Fprintf(&b, "  %d: %v\n", i, e)
+	}
+	return b.String()
+}
+
+func updates(evs []event, id string) []*Order {
+	var list []*Order
+	for _, e := range evs {
+		if e.kind == "update" && e.id == id {
+			list = append(list, e.order)
+		}
+	}
+	return list
+}
+
+func removes(evs []event, id string) []Reason {
+	var rs []Reason
+	for _, e := range evs {
+		if e.kind == "remove" && e.id == id {
+			rs = append(rs, e.why)
+		}
+	}
+	return rs
+}
+
+func scans(evs []event) []map[string]bool {
+	var s []map[string]bool
+	for _, e := range evs {
+		if e.kind == "scanned" {
+			s = append(s, e.ids)
+		}
+	}
+	return s
+}
+
+// waitUpdates waits for the n-th Update of id and returns it.
+func (h *harness) waitUpdates(id string, n int) *Order {
+	h.t.Helper()
+	evs := h.wait(fmt.Sprintf("update %d of %s", n, id), func(evs []event) bool { return len(updates(evs, id)) >= n })
+	return updates(evs, id)[n-1]
+}
+
+func (h *harness) waitRemove(id string, why Reason) {
+	h.t.Helper()
+	h.wait(fmt.Sprintf("remove %s (%v)", id, why), func(evs []event) bool { return slices.Contains(removes(evs, id), why) })
+}
+
+func (h *harness) waitScans(n int) []event {
+	h.t.Helper()
+	return h.wait(fmt.Sprintf("scan %d", n), func(evs []event) bool { return len(scans(evs)) >= n })
+}
+
+// sync returns once the watcher has dealt with every change made before it was called:
+// it writes a new order, waits for its Update (its events queue behind the earlier
+// ones, or a scan found it, which saw the earlier changes too), then asks for a scan and
+// waits for it. Scanned is never called in the middle of handling a batch of events.
+func (h *harness) sync() []event {
+	h.t.Helper()
+	h.syncs++
+	id := fmt.Sprintf("zz-sync-%d", h.syncs)
+	h.put(id, validOrder("sync.example"))
+	evs := h.wait("update of "+id, func(evs []event) bool { return len(updates(evs, id)) > 0 })
+	after := slices.IndexFunc(evs, func(e event) bool { return e.kind == "update" && e.id == id })
+	h.w.Rescan()
+	return h.wait("scan after "+id, func(evs []event) bool {
+		return slices.ContainsFunc(evs[after+1:], func(e event) bool { return e.kind == "scanned" })
+	})
+}
+
+// withoutSync filters out the sync orders.
+func withoutSync(evs []event) []event {
+	var r []event
+	for _, e := range evs {
+		if !strings.HasPrefix(e.id, "zz-sync-") {
+			r = append(r, e)
+		}
+	}
+	return r
+}
+
+func (h *harness) exists(id string) bool {
+	h.t.Helper()
+	_, err := os.Stat(h.path(id))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		h.t.Fatal(err)
+	}
+	return err == nil
+}
+
+func setOf(ids ...string) map[string]bool {
+	m := make(map[string]bool)
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+func TestWatchInitialScan(t *testing.T) {
+	h := newHarness(t)
+	h.put("a", validOrder("a.example"))
+	h.put("app/x", validOrder("x.example"))
+	h.put("app/deep/er/y", validOrder("y.example"))
+	h.put("bad", invalidOrder)
+	h.put("app/bad2", "not: [yaml\n")
+	h.writeFile("orders/.hidden", validOrder("hidden.example"))
+	h.writeFile("orders/app/z.tmp", validOrder("tmp.example"))
+	h.writeFile("orders/y~", validOrder("tilde.example"))
+	h.writeFile("orders/app/.y.swp", validOrder("swp.example"))
+	h.writeFile("orders/.git/objects/o", validOrder("git.example"))
+	h.writeFile("orders/app/.cache/c", validOrder("cache.example"))
+	h.writeFile("orders/.x.tmp", validOrder("x.example"))
+	if err := os.Mkdir(filepath.Join(h.orders, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.start(Options{})
+
+	evs := h.rec.snapshot()
+	first := slices.IndexFunc(evs, func(e event) bool { return e.kind == "scanned" })
+	got := map[string]string{}
+	for _, e := range evs[:first] {
+		if e.kind != "update" {
+			t.Errorf("unexpected %v before the first scan", e)
+			continue
+		}
+		if _, dup := got[e.id]; dup {
+			t.Errorf("%s updated twice", e.id)
+		}
+		got[e.id] = e.order.FPing.Host
+	}
+	want := map[string]string{"a": "a.example", "app/x": "x.example", "app/deep/er/y": "y.example"}
+	if !maps.Equal(got, want) {
+		t.Errorf("initial updates (id: host) = %v, want %v", got, want)
+	}
+	if ids, want := evs[first].ids, setOf("a", "app/x", "app/deep/er/y", "bad", "app/bad2"); !maps.Equal(ids, want) {
+		t.Errorf("Scanned(%v), want %v", ids, want)
+	}
+	if o := updates(evs, "app/deep/er/y")[0]; o.ID != "app/deep/er/y" || o.User != "u" || o.Step != 300*time.Second {
+		t.Errorf("order %s", dump(o))
+	}
+
+	// Later scans report the same orders and update nothing that did not change.
+	evs = withoutSync(h.sync())
+	for _, e := range evs[first+1:] {
+		if e.kind != "scanned" {
+			t.Errorf("unexpected %v after the first scan", e)
+		}
+	}
+	last := scans(evs)[len(scans(evs))-1]
+	if want := setOf("a", "app/x", "app/deep/er/y", "bad", "app/bad2", "zz-sync-1"); !maps.Equal(last, want) {
+		t.Errorf("last Scanned(%v), want %v", last, want)
+	}
+
+	// Invalid files are logged once, with the file and the reason.
+	log := h.log.String()
+	if n := strings.Count(log, `msg="invalid order"`); n != 2 {
+		t.Errorf("%d invalid orders logged, want 2:\n%s", n, log)
+	}
+	for _, w := range []string{"orders/bad: line 2: step: expected a whole number", "orders/app/bad2: not valid YAML"} {
+		if !strings.Contains(log, w) {
+			t.Errorf("log does not mention %q:\n%s", w, log)
+		}
+	}
+}
+
+func TestWatchNewOrder(t *testing.T) {
+	h := newHarness(t)
+	h.start(Options{})
+
+	h.put("new", validOrder("new.example"))
+	if o := h.waitUpdates("new", 1); o.FPing.Host != "new.example" || o.ID != "new" {
+		t.Errorf("update %s", dump(o))
+	}
+	// A temporary file still being written is not an order.
+	h.writeFile("orders/.slow.tmp", validOrder("slow.example"))
+	h.writeFile("orders/slow.tmp", validOrder("slow.example"))
+	h.writeFile("orders/slow~", validOrder("slow.example"))
+	evs := withoutSync(h.sync())
+	for _, e := range evs {
+		if e.kind == "update" && e.id != "new" || e.kind == "remove" {
+			t.Errorf("unexpected %v", e)
+		}
+		for id := range e.ids {
+			if id != "new" && !strings.HasPrefix(id, "zz-sync-") {
+				t.Errorf("unexpected %v", e)
+			}
+		}
+	}
+	if n := len(updates(evs, "new")); n != 1 {
+		t.Errorf("%d updates of new, want 1", n)
+	}
+}
+
+func TestWatchNewSubdirectory(t *testing.T) {
+	h := newHarness(t)
+	h.start(Options{})
+
+	// A directory made while running, with a file written in place at once.
+	h.writeFile("orders/grp/deeper/x", validOrder("x.example"))
+	if o := h.waitUpdates("grp/deeper/x", 1); o.FPing.Host != "x.example" {
+		t.Errorf("update %s", dump(o))
+	}
+	// The new directories are watched: a later file in them is seen.
+	h.put("grp/deeper/y", validOrder("y.example"))
+	h.waitUpdates("grp/deeper/y", 1)
+	h.put("grp/z", validOrder("z.example"))
+	h.waitUpdates("grp/z", 1)
+
+	// A tree prepared in a hidden directory and renamed into place.
+	h.writeFile("orders/.staging/a", validOrder("a.example"))
+	h.writeFile("orders/.staging/sub/b", validOrder("b.example"))
+	if err := os.Rename(filepath.Join(h.orders, ".staging"), filepath.Join(h.orders, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUpdates("moved/a", 1)
+	h.waitUpdates("moved/sub/b", 1)
+	h.put("moved/sub/c", validOrder("c.example"))
+	h.waitUpdates("moved/sub/c", 1)
+
+	evs := withoutSync(h.sync())
+	for _, e := range evs {
+		if e.kind == "update" && strings.Contains(e.id, "staging") || e.kind == "remove" {
+			t.Errorf("unexpected %v", e)
+		}
+	}
+	for _, id := range []string{"grp/deeper/x", "grp/deeper/y", "grp/z", "moved/a", "moved/sub/b", "moved/sub/c"} {
+		if n := len(updates(evs, id)); n != 1 {
+			t.Errorf("%d updates of %s, want 1", n, id)
+		}
+	}
+}
+
+func TestWatchEdit(t *testing.T) {
+	h := newHarness(t)
+	h.put("e", validOrder("one.example"))
+	h.start(Options{})
+	h.waitUpdates("e", 1)
+
+	// Edited in place.
+	h.writeFile("orders/e", validOrder("two.example"))
+	if o := h.waitUpdates("e", 2); o.FPing.Host != "two.example" {
+		t.Errorf("second update %s", dump(o))
+	}
+
+	// Touched: only the mtime changes.
+	later := time.Now().Add(5 * time.Second)
+	h.chtimes("e", later)
+	h.sync()
+	// The same content written again, in place and by rename.
+	h.writeFile("orders/e", validOrder("two.example"))
+	h.sync()
+	h.put("e", validOrder("two.example"))
+	evs := h.sync()
+	if n := len(updates(evs, "e")); n != 2 {
+		t.Errorf("%d updates of e after touching and rewriting it, want 2:\n%s", n, format(evs))
+	}
+
+	// A new step by rename.
+	h.put("e", strings.Replace(validOrder("two.example"), "step: 300", "step: 60", 1))
+	if o := h.waitUpdates("e", 3); o.Step != time.Minute || o.FPing.Host != "two.example" {
+		t.Errorf("third update %s", dump(o))
+	}
+	evs = h.sync()
+	if rs := removes(evs, "e"); len(rs) != 0 {
+		t.Errorf("edited order removed: %v", rs)
+	}
+	if n := len(updates(evs, "e")); n != 3 {
+		t.Errorf("%d updates of e, want 3", n)
+	}
+}
+
+func TestWatchInvalid(t *testing.T) {
+	h := newHarness(t)
+	h.put("bad", invalidOrder)
+	h.put("good", validOrder("good.example"))
+	h.start(Options{})
+	h.waitUpdates("good", 1)
+
+	// Another invalid version: still nothing.
+	h.put("bad", "user: u\n")
+	evs := h.sync()
+	if n := len(updates(evs, "bad")); n != 0 {
+		t.Fatalf("invalid order updated:\n%s", format(evs))
+	}
+	// Fixed.
+	h.put("bad", validOrder("fixed.example"))
+	if o := h.waitUpdates("bad", 1); o.FPing.Host != "fixed.example" {
+		t.Errorf("update %s", dump(o))
+	}
+
+	// A valid order made invalid goes on: no Remove, no Update.
+	h.writeFile("orders/good", "user: u\nstep: 300\npings: 20\nprobe: fping\nfping:\n  host: -bad\n")
+	evs = h.sync()
+	if rs := removes(evs, "good"); len(rs) != 0 {
+		t.Errorf("order made invalid was removed: %v", rs)
+	}
+	if n := len(updates(evs, "good")); n != 1 {
+		t.Errorf("%d updates of good, want 1", n)
+	}
+	if log := h.log.String(); !strings.Contains(log, "the previous version goes on") || !strings.Contains(log, `orders/good: line 6: fping.host: \"-bad\" is neither`) {
+		t.Errorf("log does not tell that good is invalid:\n%s", log)
+	}
+	// Fixed again, with other values.
+	h.writeFile("orders/good", validOrder("better.example"))
+	if o := h.waitUpdates("good", 2); o.FPing.Host != "better.example" {
+		t.Errorf("update %s", dump(o))
+	}
+	// An invalid file that is deleted is reported too: its output may need archiving.
+	h.put("bad2", invalidOrder)
+	h.sync()
+	if err := os.Remove(h.path("bad2")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRemove("bad2", Deleted)
+}
+
+func TestWatchDelete(t *testing.T) {
+	h := newHarness(t)
+	for _, id := range []string{"d1", "grp/a", "grp/sub/b", "keep", "r1", "mv"} {
+		h.put(id, validOrder("h.example"))
+	}
+	h.put("grp/invalid", invalidOrder)
+	h.start(Options{})
+
+	if err := os.Remove(h.path("d1")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRemove("d1", Deleted)
+
+	if err := os.RemoveAll(filepath.Join(h.orders, "grp")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"grp/a", "grp/sub/b", "grp/invalid"} {
+		h.waitRemove(id, Deleted)
+	}
+
+	// A directory moved out of the tree: one event names the directory only.
+	for _, id := range []string{"out/a", "out/sub/b"} {
+		h.put(id, validOrder("h.example"))
+		h.waitUpdates(id, 1)
+	}
+	if err := os.Rename(filepath.Join(h.orders, "out"), filepath.Join(h.base, "trash")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"out/a", "out/sub/b"} {
+		h.waitRemove(id, Deleted)
+	}
+
+	// Renamed: the old id goes, the new one comes.
+	if err := os.Rename(h.path("r1"), h.path("r2")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRemove("r1", Deleted)
+	h.waitUpdates("r2", 1)
+	// Renamed to a hidden name: gone.
+	if err := os.Rename(h.path("mv"), h.path(".mv.old")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRemove("mv", Deleted)
+
+	evs := h.sync()
+	for _, id := range []string{"d1", "grp/a", "grp/sub/b", "grp/invalid", "out/a", "out/sub/b", "r1", "mv"} {
+		if rs := removes(evs, id); len(rs) != 1 {
+			t.Errorf("removes of %s: %v, want one", id, rs)
+		}
+	}
+	for _, id := range []string{"keep", "r2"} {
+		if rs := removes(evs, id); len(rs) != 0 {
+			t.Errorf("%s removed: %v", id, rs)
+		}
+	}
+	last := scans(evs)[len(scans(evs))-1]
+	if want := setOf("keep", "r2", "zz-sync-1"); !maps.Equal(last, want) {
+		t.Errorf("last Scanned(%v), want %v", last, want)
+	}
+
+	// A deleted order that comes back is a new order.
+	h.put("d1", validOrder("back.example"))
+	if o := h.waitUpdates("d1", 2); o.FPing.Host != "back.example" {
+		t.Errorf("update %s", dump(o))
+	}
+}
+
+func TestWatchTelegraf(t *testing.T) {
+	own := "measurement_name: own\ntags:\n  a: 1\n"
+	ownT := Telegraf{Measurement: "own", Tags: map[string]string{"a": "1"}}
+	h := newHarness(t)
+	h.put("app/t", validOrder("t.example")+own)
+	h.put("app/u", validOrder("u.example")+own)
+	h.put("app/w", validOrder("w.example")+own)
+	h.put("new/v", validOrder("v.example")+own)
+	h.writeFile("telegraf/app/u", "measurement_name: tf\ntags: {site: zrh}\n")
+	h.writeFile("telegraf/app/w", "tags: [broken]\n")
+	h.start(Options{})
+
+	check := func(o *Order, want Telegraf) {
+		t.Helper()
+		if o.Telegraf.Measurement != want.Measurement || !maps.Equal(o.Telegraf.Tags, want.Tags) {
+			t.Errorf("%s: telegraf %+v, want %+v", o.ID, o.Telegraf, want)
+		}
+	}
+	check(h.waitUpdates("app/t", 1), ownT)
+	check(h.waitUpdates("app/u", 1), Telegraf{Measurement: "tf", Tags: map[string]string{"site": "zrh"}})
+	check(h.waitUpdates("app/w", 1), ownT)
+	check(h.waitUpdates("new/v", 1), ownT)
+	if log := h.log.String(); !strings.Contains(log, "ignoring invalid telegraf file") || !strings.Contains(log, "telegraf/app/w") {
+		t.Errorf("invalid telegraf file not logged:\n%s", log)
+	}
+
+	// Created while running: it replaces the order's own settings.
+	h.writeFile("telegraf/app/t", "measurement_name: file\n")
+	check(h.waitUpdates("app/t", 2), Telegraf{Measurement: "file"})
+	// Changed.
+	h.writeFile("telegraf/app/t", "measurement_name: file2\ntags: {b: x}\n")
+	check(h.waitUpdates("app/t", 3), Telegraf{Measurement: "file2", Tags: map[string]string{"b": "x"}})
+	// Made invalid: the order's own settings again.
+	h.writeFile("telegraf/app/t", "measurement_name: [\n")
+	check(h.waitUpdates("app/t", 4), ownT)
+	// Valid once more, then deleted: own settings.
+	h.writeFile("telegraf/app/t", "measurement_name: file3\n")
+	check(h.waitUpdates("app/t", 5), Telegraf{Measurement: "file3"})
+	if err := os.Remove(filepath.Join(h.telegraf, "app", "t")); err != nil {
+		t.Fatal(err)
+	}
+	check(h.waitUpdates("app/t", 6), ownT)
+
+	// In a telegraf directory made while running.
+	h.writeFile("telegraf/new/v", "measurement_name: newdir\n")
+	check(h.waitUpdates("new/v", 2), Telegraf{Measurement: "newdir"})
+
+	// Fixing app/w's file applies it.
+	h.writeFile("telegraf/app/w", "measurement_name: fixed\n")
+	check(h.waitUpdates("app/w", 2), Telegraf{Measurement: "fixed"})
+
+	// A telegraf file without an order makes none.
+	h.writeFile("telegraf/ghost", "measurement_name: g\n")
+	evs := h.sync()
+	for _, e := range evs {
+		if e.id == "ghost" || e.kind == "remove" {
+			t.Errorf("unexpected %v", e)
+		}
+		if e.kind == "scanned" && e.ids["ghost"] {
+			t.Errorf("telegraf file taken for an order: %v", e)
+		}
+	}
+	for id, n := range map[string]int{"app/t": 6, "app/u": 1, "app/w": 2, "new/v": 2} {
+		if got := len(updates(evs, id)); got != n {
+			t.Errorf("%d updates of %s, want %d", got, id, n)
+		}
+	}
+}
+
+// The clock of the expiry tests: T is when the orders were last refreshed.
+var T = time.Unix(1_700_000_000, 0)
+
+func TestWatchExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.put("old", validOrder("old.example"))
+	h.put("dir/oldbad", invalidOrder)
+	h.put("edge", validOrder("edge.example"))
+	h.put("later", validOrder("later.example"))
+	h.chtimes("old", T.Add(-time.Second))
+	h.chtimes("dir/oldbad", T.Add(-time.Second))
+	h.chtimes("edge", T)
+	h.chtimes("later", T)
+	// The clock stands MaxAge after T: edge is exactly MaxAge old.
+	h.start(Options{Now: func() time.Time { return T.Add(3660 * time.Second) }})
+
+	evs := h.rec.snapshot()
+	first := slices.IndexFunc(evs, func(e event) bool { return e.kind == "scanned" })
+	for _, id := range []string{"old", "dir/oldbad"} {
+		if rs := removes(evs[:first], id); !slices.Equal(rs, []Reason{Expired}) {
+			t.Errorf("%s: removes %v, want [expired]", id, rs)
+		}
+		if n := len(updates(evs, id)); n != 0 {
+			t.Errorf("expired %s updated", id)
+		}
+		if h.exists(id) {
+			t.Errorf("expired %s still on disk", id)
+		}
+	}
+	for _, id := range []string{"edge", "later"} {
+		if n := len(updates(evs[:first], id)); n != 1 {
+			t.Errorf("%d updates of %s, want 1", n, id)
+		}
+		if !h.exists(id) {
+			t.Errorf("%s removed", id)
+		}
+	}
+	if want := setOf("edge", "later"); !maps.Equal(evs[first].ids, want) {
+		t.Errorf("Scanned(%v), want %v", evs[first].ids, want)
+	}
+
+	// Made older while running.
+	h.chtimes("later", T.Add(-time.Second))
+	h.waitRemove("later", Expired)
+	if h.exists("later") {
+		t.Error("expired later still on disk")
+	}
+
+	evs = h.sync()
+	for id, want := range map[string][]Reason{"old": {Expired}, "dir/oldbad": {Expired}, "later": {Expired}, "edge": nil} {
+		if rs := removes(evs, id); !slices.Equal(rs, want) {
+			t.Errorf("%s: removes %v, want %v", id, rs, want)
+		}
+	}
+	if !h.exists("edge") {
+		t.Error("edge removed")
+	}
+	if log := h.log.String(); !strings.Contains(log, "archiving old order") {
+		t.Errorf("expiry not logged:\n%s", log)
+	}
+}
+
+// The periodic scan finds changes by itself and expires orders as the clock moves on.
+func TestWatchPeriodicRescan(t *testing.T) {
+	var now atomic.Int64
+	now.Store(T.Add(3600 * time.Second).UnixNano())
+	h := newHarness(t)
+	h.put("p", validOrder("p.example"))
+	h.put("q", validOrder("q.example"))
+	h.chtimes("p", T)
+	h.chtimes("q", T.Add(10*time.Second))
+	h.start(Options{Rescan: 200 * time.Millisecond, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	h.waitUpdates("p", 1)
+	h.waitUpdates("q", 1)
+
+	// Scans come without being asked for.
+	h.waitScans(3)
+
+	now.Store(T.Add(3661 * time.Second).UnixNano())
+	h.waitRemove("p", Expired)
+	evs := h.rec.snapshot()
+	if h.exists("p") {
+		t.Error("expired p still on disk")
+	}
+	if !h.exists("q") {
+		t.Error("q removed before its time")
+	}
+	if rs := removes(evs, "q"); len(rs) != 0 {
+		t.Errorf("q removed: %v", rs)
+	}
+
+	now.Store(T.Add(3671 * time.Second).UnixNano())
+	h.waitRemove("q", Expired)
+	evs = h.sync()
+	for _, id := range []string{"p", "q"} {
+		if rs := removes(evs, id); !slices.Equal(rs, []Reason{Expired}) {
+			t.Errorf("%s: removes %v, want [expired]", id, rs)
+		}
+	}
+}
+
+func TestWatchRescan(t *testing.T) {
+	h := newHarness(t)
+	h.put("a", validOrder("a.example"))
+	h.start(Options{Rescan: time.Hour})
+	if n := len(scans(h.rec.snapshot())); n != 1 {
+		t.Fatalf("%d scans at start, want 1", n)
+	}
+	h.w.Rescan()
+	evs := h.waitScans(2)
+	if ids := scans(evs)[1]; !maps.Equal(ids, setOf("a")) {
+		t.Errorf("Scanned(%v) after Rescan", ids)
+	}
+	h.w.Rescan()
+	h.waitScans(3)
+	// Requests made while one is pending are one request; Rescan never blocks.
+	done := make(chan struct{})
+	go func() {
+		for range 100 {
+			h.w.Rescan()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Rescan blocked")
+	}
+	h.waitScans(4)
+	if n := len(updates(h.rec.snapshot(), "a")); n != 1 {
+		t.Errorf("%d updates of an unchanged order, want 1", n)
+	}
+}
+
+// A scan forgets an order whose file went away without an event: here the target of a
+// symbolic link, outside the watched tree.
+func TestWatchScanForgets(t *testing.T) {
+	h := newHarness(t)
+	target := filepath.Join(h.base, "elsewhere")
+	if err := os.WriteFile(target, []byte(validOrder("link.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, h.path("link")); err != nil {
+		t.Fatal(err)
+	}
+	h.start(Options{})
+	if o := h.waitUpdates("link", 1); o.FPing.Host != "link.example" {
+		t.Errorf("update %s", dump(o))
+	}
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	h.w.Rescan()
+	h.waitRemove("link", Deleted)
+	evs := h.sync()
+	if rs := removes(evs, "link"); len(rs) != 1 {
+		t.Errorf("removes of link: %v, want one", rs)
+	}
+	for _, ids := range scans(evs)[1:] {
+		if ids["link"] {
+			t.Errorf("dangling link in Scanned(%v)", ids)
+		}
+	}
+}
+
+func TestWatchHidden(t *testing.T) {
+	h := newHarness(t)
+	h.writeFile("orders/.git/HEAD", validOrder("head.example"))
+	h.writeFile("orders/.git/objects/x", validOrder("x.example"))
+	h.start(Options{})
+
+	h.writeFile("orders/.git/new", validOrder("new.example"))
+	h.writeFile("orders/.git/refs/heads/main", validOrder("main.example"))
+	h.writeFile("orders/.hid/f", validOrder("f.example"))
+	h.writeFile("orders/app/.x", validOrder("x.example"))
+	h.writeFile("orders/app/x~", validOrder("x.example"))
+	h.writeFile("orders/app/x.swp", validOrder("x.example"))
+	h.writeFile("orders/app/.sub/y", validOrder("y.example"))
+	evs := withoutSync(h.sync())
+	for _, e := range evs {
+		if e.kind == "update" || e.kind == "remove" {
+			t.Errorf("unexpected %v", e)
+		}
+	}
+	for _, s := range scans(evs) {
+		for id := range s {
+			if !strings.HasPrefix(id, "zz-sync-") {
+				t.Errorf("hidden file %s scanned as an order", id)
+			}
+		}
+	}
+	// Removing hidden files reports nothing either.
+	if err := os.RemoveAll(filepath.Join(h.orders, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(h.orders, "app", ".x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range withoutSync(h.sync()) {
+		if e.kind == "update" || e.kind == "remove" {
+			t.Errorf("unexpected %v", e)
+		}
+	}
+}
+
+func TestWatchOversizedOrder(t *testing.T) {
+	h := newHarness(t)
+	h.put("big", validOrder("big.example")+"#"+strings.Repeat("x", MaxSize)+"\n")
+	h.start(Options{})
+	evs := h.rec.snapshot()
+	if n := len(updates(evs, "big")); n != 0 {
+		t.Errorf("oversized order updated")
+	}
+	if !scans(evs)[0]["big"] {
+		t.Errorf("oversized order not in Scanned(%v)", scans(evs)[0])
+	}
+	if log := h.log.String(); !strings.Contains(log, "orders/big") || !strings.Contains(log, "bytes") {
+		t.Errorf("oversized order not logged:\n%s", log)
+	}
+	h.put("big", validOrder("big.example"))
+	h.waitUpdates("big", 1)
+}
+
+func TestNewWatcherDefaults(t *testing.T) {
+	w := NewWatcher("/base", newRecorder(), Options{})
+	if w.opt.MaxAge != 3660*time.Second || w.opt.Rescan != time.Minute || w.opt.Settle != 100*time.Millisecond || w.opt.Now == nil {
+		t.Errorf("defaults %+v", w.opt)
+	}
+	if w.orders != filepath.Join("/base", "orders") || w.telegraf != filepath.Join("/base", "telegraf") {
+		t.Errorf("directories %s, %s", w.orders, w.telegraf)
+	}
+	if Deleted.String() != "deleted" || Expired.String() != "expired" {
+		t.Errorf("reasons %v, %v", Deleted, Expired)
+	}
+}
