@@ -54,12 +54,7 @@ func daemonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		return exitBadArgs
 	}
-	// As for the ping command: the engine is one event loop, and a second processor
-	// costs more in runtime wake-ups than it gives (measured with BenchmarkDaemon, 1,000
-	// orders: 7.3% of a CPU with two, 4.6% with one). GOMAXPROCS in the environment rules.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	oneProcessor()
 	log, err := newLogger(stderr, c.logFormat, c.debug)
 	if err != nil {
 		fmt.Fprintln(stderr, "pingmachine:", err)

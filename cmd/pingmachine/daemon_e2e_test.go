@@ -52,9 +52,20 @@ func (s *syncBuffer) String() string {
 // startDaemon runs the daemon on base with debug logs; the test's cleanup stops it.
 func startDaemon(t *testing.T, base string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, exec.Command, base, args...)
+}
+
+// startDaemonIn runs the daemon inside a test namespace (no route to any resolver).
+func startDaemonIn(t *testing.T, ns *pingtest.Namespace, base string, args ...string) *daemon {
+	t.Helper()
+	return startDaemonWith(t, ns.Command, base, args...)
+}
+
+func startDaemonWith(t *testing.T, command func(string, ...string) *exec.Cmd, base string, args ...string) *daemon {
+	t.Helper()
 	bin := build(t)
 	d := &daemon{t: t, base: base, logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
+	d.cmd = command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
 	d.cmd.Stderr = d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -501,32 +512,6 @@ func TestDaemonStartErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tt.args, code, stderr, tt.code, tt.say)
 		}
 	}
-}
-
-// startDaemonIn runs the daemon inside a test namespace (no route to any resolver).
-func startDaemonIn(t *testing.T, ns *pingtest.Namespace, base string, args ...string) *daemon {
-	t.Helper()
-	bin := build(t)
-	d := &daemon{t: t, base: base, logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = ns.Command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
-	d.cmd.Stderr = d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.done
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.logs)
-		}
-	})
-	d.waitLog("pingmachine started", 5*time.Second)
-	return d
 }
 
 // TestDaemonScripted runs the daemon against a scripted responder in a network

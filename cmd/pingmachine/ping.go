@@ -322,12 +322,7 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintln(stderr, err)
 	}
 
-	// The engine is one event loop; a second processor only adds the cost of the Go
-	// runtime waking it on every tick (measured: a third more CPU at 1,000 probes/s, and
-	// more at every rate up to 50,000/s). GOMAXPROCS in the environment still rules.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	oneProcessor()
 	level := slog.LevelWarn
 	if c.verbose {
 		level = slog.LevelDebug
@@ -429,4 +424,15 @@ func pingTargets(ctx context.Context, c pingConfig, targets []target, log *slog.
 		<-all
 	}
 	return rounds, nil
+}
+
+// oneProcessor runs the process on one Go processor unless GOMAXPROCS is set. The engine
+// is one event loop; a second processor only adds the cost of the Go runtime waking it on
+// every tick (measured: a third more CPU for pingmachine ping at 1,000 probes/s, and more
+// at every rate up to 50,000/s; for the daemon with 1,000 orders 7.3% of a CPU instead of
+// 4.6%).
+func oneProcessor() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }
