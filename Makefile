@@ -38,7 +38,7 @@ test: deps fmt-check vet test-arm
 QEMU_SKIP := TestScripted|TestKernelDrops|TestRoundOptions/.*/.*interface|TestKillDuringUpdate
 test-arm: deps
 	@mkdir -p bin
-	@for pkg in pinger rrdfmt; do \
+	@for pkg in pinger rrdfmt orders; do \
 		GOARCH=arm GOARM=6 $(GO) test -c -o bin/$$pkg-armv6.test ./$$pkg || exit 1; \
 		GOARCH=arm64 $(GO) test -c -o bin/$$pkg-arm64.test ./$$pkg || exit 1; \
 		echo "qemu-arm $$pkg"; (cd $$pkg && qemu-arm-static ../bin/$$pkg-armv6.test -test.count=1 -test.skip '$(QEMU_SKIP)') || exit 1; \

@@ -102,7 +102,7 @@ func statOf(fi fs.FileInfo) fileStat {
 	s := fileStat{size: fi.Size(), mtime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.ino = st.Ino
-		s.ctime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		s.ctime = int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec)
 	}
 	return s
 }
