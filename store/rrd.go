@@ -59,7 +59,8 @@ func rrdSpec(step time.Duration, pings int, template string) rrdfmt.Spec {
 type backend interface {
 	create(path string, spec rrdfmt.Spec) error
 	update(path string, u rrdfmt.Update) error
-	// flush makes the file on disk complete before it is renamed.
+	// flush makes the file on disk complete before it is renamed, and makes the backend
+	// forget it.
 	flush(path string) error
 	// corrupt reports whether an update error says the file is not a usable RRD.
 	corrupt(err error) bool
@@ -77,10 +78,21 @@ func (f files) update(path string, u rrdfmt.Update) error {
 }
 func (files) flush(string) error { return nil }
 
-// corrupt: a file of another layout or version cannot be updated either.
-func (files) corrupt(err error) bool {
+func (files) corrupt(err error) bool { return unusable(err) }
+
+// unusable reports whether rrdfmt refused a file as no RRD it can update: not an RRD at
+// all, or one of another CPU layout or format version. Only the innermost error is read:
+// the outer ones name the file, whose path may hold any word.
+func unusable(err error) bool {
+	if err == nil || errors.Is(err, rrdfmt.ErrNotRRD) {
+		return err != nil
+	}
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
+		err = u
+	}
 	return strings.Contains(err.Error(), "layout") || strings.Contains(err.Error(), "RRD version")
 }
+
 func (files) close() error { return nil }
 
 // cached sends creates and updates to an rrdcached.
@@ -133,7 +145,12 @@ func (b *cached) update(path string, u rrdfmt.Update) error {
 func (b *cached) flush(path string) error {
 	ctx, cancel := b.ctx()
 	defer cancel()
-	return b.c.Flush(ctx, path)
+	if err := b.c.Flush(ctx, path); err != nil {
+		return err
+	}
+	// The file is about to be renamed: the daemon must forget it, or it would refuse
+	// the updates of a new file at this path that are older than the old file's last.
+	return b.c.Batch(ctx, "FORGET "+rrdcached.Quote(path))
 }
 
 // corrupt recognises rrdtool's messages, which rrdcached passes on: "is not an RRD

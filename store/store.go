@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"pingmachine/rrdfmt"
@@ -92,7 +93,31 @@ func Open(ctx context.Context, base string, opt Options) (*Store, error) {
 }
 
 // Close releases the RRD backend after flushing what it holds.
-func (s *Store) Close() error { return s.rrd.close() }
+func (s *Store) Close() error {
+	// rrdcached's FLUSHALL only starts the writes; FLUSH of one file waits for it.
+	if _, ok := s.rrd.(*cached); ok {
+		s.mu.Lock()
+		var paths []string
+		for id, se := range s.active {
+			if se.RRDTemplate != "norrd" {
+				out, _ := dir(s.output, id)
+				paths = append(paths, filepath.Join(out, "main.rrd"))
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range paths {
+			if err := s.rrd.flush(p); err != nil {
+				s.log.Warn("flushing through rrdcached", "file", p, "err", err)
+			}
+		}
+	}
+	return s.rrd.close()
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
 
 // lock serialises the file operations of one order.
 func (s *Store) lock(id string) func() {
@@ -105,7 +130,9 @@ func (s *Store) lock(id string) func() {
 // so they are clean relative paths, but a path is checked once more here, where it is
 // used: nothing may be written outside the base directory.
 func dir(root, id string) (string, error) {
-	if !filepath.IsLocal(filepath.FromSlash(id)) || strings.ContainsRune(id, '\\') {
+	// An id that names output/ itself ("." or "a/..") is refused too: Archive would
+	// move every order's output.
+	if p := filepath.FromSlash(id); !filepath.IsLocal(p) || filepath.Clean(p) == "." || strings.ContainsRune(id, '\\') {
 		return "", fmt.Errorf("order id %q is not a path inside the base directory", id)
 	}
 	return filepath.Join(root, filepath.FromSlash(id)), nil
@@ -121,6 +148,11 @@ func (s *Store) Prepare(se Series) error {
 	}
 	arch, _ := dir(s.archive, se.ID)
 	defer s.lock(se.ID)()
+	// Active before anything can fail: Write retries what failed here (a full disk, say)
+	// instead of dropping the results.
+	s.mu.Lock()
+	s.active[se.ID] = &se
+	s.mu.Unlock()
 	if err := s.restore(se.ID, out, arch); err != nil {
 		s.log.Error("cannot restore archived output", "id", se.ID, "err", err)
 	}
@@ -128,13 +160,8 @@ func (s *Store) Prepare(se Series) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	if se.RRDTemplate != "norrd" {
-		if err := s.checkRRD(&se, filepath.Join(out, "main.rrd")); err != nil {
-			return err
-		}
+		return s.checkRRD(&se, filepath.Join(out, "main.rrd"))
 	}
-	s.mu.Lock()
-	s.active[se.ID] = &se
-	s.mu.Unlock()
 	return nil
 }
 
@@ -163,11 +190,19 @@ func (s *Store) checkRRD(se *Series, path string) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return s.createRRD(se, path)
-	case err != nil:
+	case unusable(err):
 		return s.replaceCorrupt(se, path, err)
+	case err != nil:
+		// Unreadable for now (permissions, a lock held too long): not corrupt.
+		return fmt.Errorf("store: %w", err)
 	case info.Step != se.Step || len(info.DS) != se.Pings+2:
-		// Keep the history under a name that says what it was made for.
-		old := filepath.Join(filepath.Dir(path), fmt.Sprintf("main.step%d.pings%d.rrd", info.Step/time.Second, len(info.DS)-2))
+		// Keep the history under a name that says what it was made for, and that no
+		// earlier kept file has.
+		name := fmt.Sprintf("main.step%d.pings%d", info.Step/time.Second, len(info.DS)-2)
+		old := filepath.Join(filepath.Dir(path), name+".rrd")
+		for i := 2; exists(old); i++ {
+			old = filepath.Join(filepath.Dir(path), fmt.Sprintf("%s.%d.rrd", name, i))
+		}
 		if err := s.moveAside(path, old); err != nil {
 			return err
 		}
@@ -233,7 +268,9 @@ func (s *Store) Archive(id string) error {
 	}
 	// rename(2) replaces an empty directory but not a full one: an archive that is
 	// already there is kept, and so is the output.
-	if err := os.Rename(out, arch); err != nil {
+	// os.Rename refuses any existing directory as the target, so rename(2) itself.
+	if err := syscall.Rename(out, arch); err != nil {
+		err = &os.LinkError{Op: "rename", Old: out, New: arch, Err: err}
 		return fmt.Errorf("store: can't archive output to %s: %w", arch, err)
 	}
 	s.prune(s.output, filepath.Dir(out))
