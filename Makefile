@@ -30,7 +30,7 @@ fmt-check:
 test: deps fmt-check vet test-arm
 	$(GO) test -count=1 -timeout 15m -p 1 ./...
 
-# The engine's and the RRD format's tests as 32-bit ARM (the Raspberry Pi's armv6) and
+# The engine's, the RRD format's and the order parser's tests as 32-bit ARM (the Raspberry Pi's armv6) and
 # arm64 binaries under qemu-user. qemu-user does not emulate SO_TIMESTAMPNS (the engine then logs that it
 # measures RTTs when replies are read, and the scripted responder cannot start), SO_MEMINFO
 # (kernel drop counts) or reading back SO_BINDTODEVICE, so those tests are left out here,

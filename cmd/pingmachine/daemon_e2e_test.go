@@ -565,11 +565,14 @@ func TestDaemonScripted(t *testing.T) {
 			}
 		}
 	}
+	// Every RTT at least the delay, the median within a millisecond of it (a single
+	// reply may be late when the machine does not run the responder in time).
 	lr, _ := readLastResult(t, base, "slow")
 	for _, k := range []string{"min", "median", "max"} {
 		v, _ := strconv.ParseFloat(lr.values[k], 64)
-		if got := time.Duration(v * float64(time.Second)); got < delay || got-delay >= time.Millisecond {
-			t.Errorf("slow: %s %v, want %v + less than 1ms", k, got, delay)
+		got := time.Duration(v * float64(time.Second))
+		if got < delay || k == "median" && got-delay >= time.Millisecond {
+			t.Errorf("slow: %s %v, want %v or more (the median less than 1ms more)", k, got, delay)
 		}
 	}
 	if !strings.Contains(d.logs.String(), `msg="cannot resolve host; results are full loss" id=noname host=nonexistent.invalid`) {
