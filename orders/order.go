@@ -4,8 +4,11 @@
 package orders
 
 import (
+	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,8 +24,10 @@ type Order struct {
 	User  string
 	Step  time.Duration // whole seconds between rounds; also the RRD step
 	Pings int           // pings per round
-	Probe string        // "fping"
-	FPing *FPing        // set when Probe is "fping"
+	Probe   string   // "fping", "httping", "sping" or "pping"
+	FPing   *FPing   // set when Probe is "fping"
+	HTTPing *HTTPing // set when Probe is "httping"
+	SCION   *SCION   // set when Probe is "sping" or "pping"
 	// RRDTemplate is "smokeping" (the default), "norrd" (no main.rrd), or anything else,
 	// which the Perl version and this one treat as Smokeping's defaults.
 	RRDTemplate string
@@ -35,6 +40,24 @@ type FPing struct {
 	IPv6      bool       // ping over IPv6: resolve names to AAAA records
 	Source    netip.Addr // zero: the kernel's choice
 	Interface string     // empty: any
+	Interval  time.Duration
+}
+
+// HTTPing is an order's HTTP(S) target, measured with the httping program.
+type HTTPing struct {
+	URL       string
+	UserAgent string // empty: a pingmachine default
+	Proxy     string // host:port, empty for none
+	FailCodes []int  // HTTP statuses that count as a lost ping
+	Interval  time.Duration
+}
+
+// SCION is an sping or pping order's target, measured with SCION's tools.
+type SCION struct {
+	Host      string
+	Source    string // local address, empty for the tool's choice
+	Interface string // accepted as the Perl version did; the tools choose their path
+	Flags     []string
 	Interval  time.Duration
 }
 
@@ -55,15 +78,27 @@ const (
 	MaxTimeout = 3 * time.Second
 	// MaxSize is the largest order file read: an order is a few hundred bytes.
 	MaxSize = 64 << 10
+	// MaxHTTPTimeout is httping's timeout per request with a step long enough (the Perl
+	// version's 15 s); shorter steps get a fifth of the step.
+	MaxHTTPTimeout = 15 * time.Second
 )
 
 // Timing returns the time between two pings of a round and each ping's timeout. The gap
 // is the order's interval or, as in the Perl version, 80% of the step less the timeout
 // spread over the pings, so that a round ends well inside its step.
+//
+// httping orders take one request per interval (1 s unless set) with the Perl version's
+// 15 s timeout, or a fifth of a shorter step.
 func (o *Order) Timing() (gap, timeout time.Duration) {
+	if o.HTTPing != nil {
+		return cmp.Or(o.HTTPing.Interval, time.Second), min(MaxHTTPTimeout, o.Step/5)
+	}
 	timeout = min(MaxTimeout, o.Step/5)
-	if o.FPing != nil && o.FPing.Interval > 0 {
+	switch {
+	case o.FPing != nil && o.FPing.Interval > 0:
 		return o.FPing.Interval, timeout
+	case o.SCION != nil && o.SCION.Interval > 0:
+		return o.SCION.Interval, timeout
 	}
 	gap = (o.Step*8/10 - timeout) / time.Duration(o.Pings)
 	return gap.Truncate(time.Millisecond), timeout
@@ -71,8 +106,13 @@ func (o *Order) Timing() (gap, timeout time.Duration) {
 
 // Target describes where the order pings, for logs: "fping: host".
 func (o *Order) Target() string {
-	if o.FPing != nil {
+	switch {
+	case o.FPing != nil:
 		return o.Probe + ": " + o.FPing.Host
+	case o.HTTPing != nil:
+		return o.Probe + ": " + o.HTTPing.URL
+	case o.SCION != nil:
+		return o.Probe + ": " + o.SCION.Host
 	}
 	return o.Probe
 }
@@ -226,7 +266,7 @@ func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
 }
 
 // Probes names the probes an order may use. Only the native ICMP probe exists so far.
-var probes = []string{"fping"}
+var probes = []string{"fping", "httping", "sping", "pping"}
 
 // Parse reads the order with the given id from data. file names it in errors, for
 // example "orders/app1/target1".
@@ -299,15 +339,25 @@ func (p *parser) order(id string, data []byte) *Order {
 			o.Probe = probe
 		}
 	}
-	if o.Probe == "fping" {
-		if n := m["fping"]; n == nil {
-			p.fail(root, "fping", "missing: probe fping needs a mapping with at least host")
-		} else {
-			o.FPing = p.fping(n)
+	if slices.Contains(probes, o.Probe) {
+		n := m[o.Probe]
+		required := "host"
+		if o.Probe == "httping" {
+			required = "url"
 		}
-	}
-	if o.FPing != nil && stepOK && pingsOK {
-		p.feasible(o, m["fping"])
+		switch {
+		case n == nil:
+			p.fail(root, o.Probe, "missing: probe %s needs a mapping with at least %s", o.Probe, required)
+		case o.Probe == "fping":
+			o.FPing = p.fping(n)
+		case o.Probe == "httping":
+			o.HTTPing = p.httping(n)
+		default:
+			o.SCION = p.scion(n, o.Probe)
+		}
+		if (o.FPing != nil || o.HTTPing != nil || o.SCION != nil) && stepOK && pingsOK {
+			p.feasible(o, n)
+		}
 	}
 	if n := m["rrd_template"]; n != nil {
 		o.RRDTemplate, _ = p.str(n, "rrd_template")
@@ -336,12 +386,13 @@ func (p *parser) feasible(o *Order, n *yaml.Node) {
 		}
 	}
 	gap, timeout := o.Timing()
+	key := o.Probe + ".interval"
 	if gap < time.Millisecond {
-		p.fail(n, "fping.interval", "the pings of a round would be less than 1 ms apart")
+		p.fail(n, key, "the pings of a round would be less than 1 ms apart")
 		return
 	}
 	if d := time.Duration(o.Pings-1)*gap + timeout; d > o.Step {
-		p.fail(n, "fping.interval", "%d pings %v apart with a %v timeout take %v, longer than the step of %v",
+		p.fail(n, key, "%d pings %v apart with a %v timeout take %v, longer than the step of %v",
 			o.Pings, gap, timeout, d, o.Step)
 	}
 }
@@ -399,6 +450,117 @@ func (p *parser) fping(n *yaml.Node) *FPing {
 		}
 	}
 	return f
+}
+
+func (p *parser) httping(n *yaml.Node) *HTTPing {
+	m, ok := p.mapping(n, "httping")
+	if !ok {
+		return nil
+	}
+	h := &HTTPing{}
+	if v := m["url"]; v == nil {
+		p.fail(n, "httping.url", "missing")
+	} else if s, ok := p.str(v, "httping.url"); ok {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !printable(s) {
+			p.fail(v, "httping.url", "expected an http:// or https:// URL with a host, got %s", describe(v))
+		}
+		h.URL = s
+	}
+	if v := m["user_agent"]; v != nil {
+		if s, ok := p.str(v, "httping.user_agent"); ok {
+			if !printable(s) {
+				p.fail(v, "httping.user_agent", "expected printable text, got %s", describe(v))
+			}
+			h.UserAgent = s
+		}
+	}
+	if v := m["proxy"]; v != nil {
+		if s, ok := p.str(v, "httping.proxy"); ok && s != "" {
+			host, port, err := net.SplitHostPort(s)
+			if err != nil || host == "" || strings.HasPrefix(host, "-") || !printable(host) || !validPort(port) {
+				p.fail(v, "httping.proxy", "expected host:port, got %s", describe(v))
+			}
+			h.Proxy = s
+		}
+	}
+	if v := m["http_codes_as_failure"]; v != nil {
+		if s, ok := p.str(v, "httping.http_codes_as_failure"); ok {
+			for field := range strings.SplitSeq(s, ",") {
+				code, err := strconv.Atoi(strings.TrimSpace(field))
+				if err != nil || code < 100 || code > 599 {
+					p.fail(v, "httping.http_codes_as_failure", "expected HTTP status codes separated by commas (403,407,503), got %s", describe(v))
+					break
+				}
+				h.FailCodes = append(h.FailCodes, code)
+			}
+		}
+	}
+	if v := m["interval"]; v != nil {
+		if sec, ok := p.integer(v, "httping.interval", "seconds", 1, int64(MaxStep/time.Second)); ok {
+			h.Interval = time.Duration(sec) * time.Second
+		}
+	}
+	return h
+}
+
+// scion reads an sping or pping mapping.
+func (p *parser) scion(n *yaml.Node, probe string) *SCION {
+	m, ok := p.mapping(n, probe)
+	if !ok {
+		return nil
+	}
+	s := &SCION{}
+	// SCION addresses (1-ff00:0:110,[10.0.0.1]) are not host names: any printable text
+	// without spaces that cannot be read as an option.
+	word := func(key string, v *yaml.Node) string {
+		w, ok := p.str(v, key)
+		if ok && (w == "" || strings.HasPrefix(w, "-") || !printable(w) || strings.ContainsAny(w, " \t")) {
+			p.fail(v, key, "expected an address without spaces, not starting with '-', got %s", describe(v))
+		}
+		return w
+	}
+	if v := m["host"]; v == nil {
+		p.fail(n, probe+".host", "missing")
+	} else {
+		s.Host = word(probe+".host", v)
+	}
+	if v := m["source_ip"]; v != nil {
+		s.Source = word(probe+".source_ip", v)
+	}
+	if v := m["interface"]; v != nil {
+		if name, ok := p.str(v, probe+".interface"); ok {
+			if !validInterface(name) {
+				p.fail(v, probe+".interface", "expected an interface name (1-15 characters, no '/' or spaces), got %s", describe(v))
+			}
+			s.Interface = name
+		}
+	}
+	if v := m["flags"]; v != nil {
+		if f, ok := p.str(v, probe+".flags"); ok {
+			if !printable(f) {
+				p.fail(v, probe+".flags", "expected printable text, got %s", describe(v))
+			}
+			s.Flags = strings.Fields(f)
+		}
+	}
+	if v := m["interval"]; v != nil {
+		if ms, ok := p.integer(v, probe+".interval", "milliseconds", 1, int64(MaxStep/time.Millisecond)); ok {
+			s.Interval = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return s
+}
+
+// printable reports whether s has no control characters, which would break a log line
+// or a command line.
+func printable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
 }
 
 // telegraf reads measurement_name and tags from a mapping (the order's top level, its
