@@ -20,14 +20,14 @@ import (
 
 // Order is one valid order file.
 type Order struct {
-	ID    string // the file's path relative to orders/, with '/' separators
-	User  string
-	Step  time.Duration // whole seconds between rounds; also the RRD step
-	Pings int           // pings per round
-	Probe   string   // "fping", "httping", "sping" or "pping"
-	FPing   *FPing   // set when Probe is "fping"
-	HTTPing *HTTPing // set when Probe is "httping"
-	SCION   *SCION   // set when Probe is "sping" or "pping"
+	ID      string // the file's path relative to orders/, with '/' separators
+	User    string
+	Step    time.Duration // whole seconds between rounds; also the RRD step
+	Pings   int           // pings per round
+	Probe   string        // "fping", "httping", "sping" or "pping"
+	FPing   *FPing        // set when Probe is "fping"
+	HTTPing *HTTPing      // set when Probe is "httping"
+	SCION   *SCION        // set when Probe is "sping" or "pping"
 	// RRDTemplate is "smokeping" (the default), "norrd" (no main.rrd), or anything else,
 	// which the Perl version and this one treat as Smokeping's defaults.
 	RRDTemplate string
