@@ -136,7 +136,7 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	}
 	w := newWriters(st, runtime.GOMAXPROCS(0), log)
 	writersDone.Go(w.run)
-	sched := newScheduler(work, engine, st, w, log)
+	sched := newScheduler(work, engine, toolPaths{httping: c.httping, scion: c.scionDir}, st, w, log)
 	schedDone.Go(func() { sched.run(work) })
 	watcher := orders.NewWatcher(base, sched, orders.Options{Logger: log})
 	watchErr := make(chan error, 1)

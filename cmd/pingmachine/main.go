@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -52,10 +53,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // usage lists the daemon's command line (the Perl pingmachine's) and the subcommands.
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
-	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json]")
+	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 }
+
+// defaultSCION is where the Perl version found SCION when $SC was not set.
+const defaultSCION = "/home/scion/go/src/github.com/scionproto/scion"
 
 // daemonConfig is the Perl pingmachine's command line, and what this one adds.
 type daemonConfig struct {
@@ -65,12 +69,15 @@ type daemonConfig struct {
 	telegraf  string // HOST:PORT
 	rrdcached string // address of an rrdcached that writes main.rrd
 	logFormat string // text or json
+	httping   string // the httping program
+	scionDir  string // the SCION directory whose bin/ holds scmp_fping and pingpong
 }
 
 // parseDaemonArgs parses the daemon's flags, each under its long and short name as the
 // Perl version's Getopt::Long accepts them. Errors are already explained on stderr.
 func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
-	c := daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text"}
+	c := daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping",
+		scionDir: cmp.Or(os.Getenv("SC"), defaultSCION)}
 	fs := flag.NewFlagSet("pingmachine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, name := range []string{"debug", "d"} {
@@ -87,6 +94,8 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	}
 	fs.StringVar(&c.rrdcached, "rrdcached", c.rrdcached, "write main.rrd through the rrdcached at `ADDR` (unix:/path, /path or host:port)")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log as `text` or json")
+	fs.StringVar(&c.httping, "httping", c.httping, "the httping `program` for httping orders")
+	fs.StringVar(&c.scionDir, "scion-dir", c.scionDir, "the SCION `DIR`ectory whose bin/ holds scmp_fping (sping) and pingpong (pping); default $SC")
 	fs.Usage = func() {
 		usage(stderr)
 		fs.PrintDefaults()

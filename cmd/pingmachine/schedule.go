@@ -4,15 +4,18 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"pingmachine/orders"
 	"pingmachine/pinger"
+	"pingmachine/pinger/adapter"
 	"pingmachine/store"
 )
 
@@ -30,12 +33,17 @@ const (
 	resolveEvery = 5 * time.Minute
 	// maxLookups bounds the host name lookups under way at once.
 	maxLookups = 16
+	// maxRuns bounds the external probe programs running at once; rounds beyond it wait
+	// for a slot.
+	maxRuns = 64
 )
 
 // scheduler runs every order's rounds on the step clock and hands their results to the
 // store writers. It is the orders.Handler of the watcher.
 type scheduler struct {
 	engine  *pinger.Engine
+	runner  *adapter.Runner
+	tools   toolPaths
 	store   *store.Store
 	writers *writers
 	log     *slog.Logger
@@ -66,9 +74,11 @@ type job struct {
 	lastErr  string // the last failure logged, so that each is logged once
 }
 
-func newScheduler(ctx context.Context, e *pinger.Engine, st *store.Store, w *writers, log *slog.Logger) *scheduler {
+func newScheduler(ctx context.Context, e *pinger.Engine, tools toolPaths, st *store.Store, w *writers, log *slog.Logger) *scheduler {
 	return &scheduler{
 		engine:  e,
+		runner:  adapter.NewRunner(maxRuns),
+		tools:   tools,
 		store:   st,
 		writers: w,
 		log:     log,
@@ -141,7 +151,7 @@ func (s *scheduler) Update(o *orders.Order) {
 	}
 	old := j.order
 	j.order, j.series = o, se
-	if old == nil || old.FPing.Host != o.FPing.Host || old.FPing.IPv6 != o.FPing.IPv6 {
+	if old == nil || old.FPing == nil || o.FPing == nil || *old.FPing != *o.FPing {
 		j.addr, j.resolved, j.lastErr = netip.Addr{}, time.Time{}, ""
 	}
 	if old != nil && old.Step == o.Step {
@@ -232,6 +242,10 @@ func (s *scheduler) start(j *job) {
 	o := j.order
 	j.busy = true
 	j.last = j.next
+	if o.FPing == nil {
+		go s.runTool(j, o, j.next)
+		return
+	}
 	gap, timeout := o.Timing()
 	r := &j.round
 	r.Source, r.Interface = o.FPing.Source, o.FPing.Interface
@@ -335,6 +349,85 @@ func (s *scheduler) done(j *job, r *pinger.Round) {
 func (s *scheduler) schedule(j *job) {
 	next := slotAfter(time.Now(), j.order.Step, j.phase, j.last)
 	s.enqueue(j, next)
+}
+
+// toolPaths locates the external probe programs.
+type toolPaths struct {
+	httping string // httping, a path or a name looked up in PATH
+	scion   string // the SCION directory ($SC): its bin/ holds scmp_fping and pingpong
+}
+
+// tool configures the external program of a non-ICMP order.
+func (t toolPaths) tool(o *orders.Order) adapter.Tool {
+	if o.HTTPing != nil {
+		h := o.HTTPing
+		return &adapter.HTTPing{Program: t.httping, URL: h.URL, UserAgent: h.UserAgent, Proxy: h.Proxy, FailCodes: h.FailCodes}
+	}
+	sc := o.SCION
+	prog, pong := "scmp_fping", o.Probe == "pping"
+	if pong {
+		prog = "pingpong"
+	}
+	return &adapter.SCION{Program: filepath.Join(t.scion, "bin", prog), Pong: pong, Host: sc.Host, Source: sc.Source, Flags: sc.Flags}
+}
+
+// runTool runs one round of a non-ICMP order with its program, from start on; the
+// program is killed at 90% of the step, so that a hanging one never meets the next
+// round.
+func (s *scheduler) runTool(j *job, o *orders.Order, start time.Time) {
+	select {
+	case <-time.After(time.Until(start)):
+	case <-s.ctx.Done():
+		return
+	}
+	gap, timeout := o.Timing()
+	round := adapter.Round{Pings: o.Pings, Interval: gap, Timeout: timeout}
+	res := s.runner.Run(s.ctx, s.tools.tool(o), round, start.Add(o.Step*9/10))
+	if res.Canceled {
+		return // stopped in the middle: the missing answers are not loss
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j.busy = false
+	if j.gone {
+		return
+	}
+	defer s.schedule(j)
+	if j.order != o {
+		return
+	}
+	switch {
+	case res.Err != nil:
+		// Nothing was measured: no result, and one log line until the cause changes.
+		s.logOnce(j, "cannot run "+o.Probe+"; no results until it can", res.Err, "stderr", res.Stderr)
+		return
+	case res.Killed:
+		s.logOnce(j, o.Probe+" did not finish in time and was killed", errors.New("deadline"), "stderr", res.Stderr)
+	case res.ExitCode != 0 && allLost(res.RTTs):
+		s.logOnce(j, o.Probe+" failed", fmt.Errorf("exit status %d", res.ExitCode), "stderr", res.Stderr)
+	default:
+		j.lastErr = ""
+	}
+	s.writers.add(store.Result{ID: o.ID, Time: store.Stamp(start, o.Step), Step: o.Step, RTTs: res.RTTs})
+}
+
+// logOnce logs a problem of j unless it is the one logged last. s.mu is held.
+func (s *scheduler) logOnce(j *job, what string, err error, attrs ...any) {
+	msg := what + ": " + err.Error()
+	if msg == j.lastErr {
+		return
+	}
+	j.lastErr = msg
+	s.log.Warn(what, append([]any{"id", j.order.ID, "target", j.order.Target(), "err", err}, attrs...)...)
+}
+
+func allLost(rtts []time.Duration) bool {
+	for _, d := range rtts {
+		if d >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // jobQueue is a heap of jobs by next start.
