@@ -707,7 +707,7 @@ func TestDaemonAdapters(t *testing.T) {
 	writeOrder(t, base, "web/forbidden-fails", web("/forbidden", "  http_codes_as_failure: 403,503\n"))
 	writeOrder(t, base, "web/forbidden-answers", web("/forbidden", ""))
 	writeOrder(t, base, "web/refused", "user: e2e\nstep: 3\npings: 2\nprobe: httping\nhttping:\n  url: http://127.0.0.1:1/\n")
-	writeOrder(t, base, "scion/sping", scionOrder("sping", "1-ff00:0:110,[127.0.0.1]-ok"))
+	writeOrder(t, base, "scion/sping", scionOrder("sping", "1-ff00:0:110,[127.0.0.1]-ok")+"measurement_name: sping\n")
 	writeOrder(t, base, "scion/pping", scionOrder("pping", "1-ff00:0:110,[127.0.0.1]-lossy")+"measurement_name: scion\n")
 	writeOrder(t, base, "scion/hang", scionOrder("sping", "hang"))
 	d := startDaemon(t, base, "--scion-dir", scion, "--telegraf", udp.LocalAddr().String())
@@ -746,7 +746,8 @@ func TestDaemonAdapters(t *testing.T) {
 	seen := func(prefix string) bool {
 		return slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
 	}
-	for !seen("web loss=0,max_rtt=") || !seen("web individual_rtt=") || !seen("scion loss=33.33") {
+	for !seen("web loss=0,max_rtt=") || !seen("web individual_rtt=") || !seen("scion loss=33.33") ||
+		!seen("sping loss=0,max_rtt=") || !seen("sping individual_rtt=") {
 		n, err := udp.Read(buf)
 		if err != nil {
 			t.Fatalf("telegraf lines so far %q: %v", lines, err)
