@@ -681,6 +681,13 @@ func TestDaemonAdapters(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		case "/forbidden":
 			w.WriteHeader(http.StatusForbidden)
+		case "/proxy-auth":
+			w.WriteHeader(http.StatusProxyAuthRequired)
+		case "/unavailable":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/hang":
+			<-r.Context().Done() // never answers: each request times out
+			return
 		}
 		io.WriteString(w, "pong\n")
 	}))
@@ -706,6 +713,9 @@ func TestDaemonAdapters(t *testing.T) {
 	writeOrder(t, base, "web/slow", web("/slow", ""))
 	writeOrder(t, base, "web/forbidden-fails", web("/forbidden", "  http_codes_as_failure: 403,503\n"))
 	writeOrder(t, base, "web/forbidden-answers", web("/forbidden", ""))
+	writeOrder(t, base, "web/proxy-auth", web("/proxy-auth", "  http_codes_as_failure: 407\n"))
+	writeOrder(t, base, "web/unavailable", web("/unavailable", "  http_codes_as_failure: 403,503\n"))
+	writeOrder(t, base, "web/hang", web("/hang", ""))
 	writeOrder(t, base, "web/refused", "user: e2e\nstep: 3\npings: 2\nprobe: httping\nhttping:\n  url: http://127.0.0.1:1/\n")
 	writeOrder(t, base, "scion/sping", scionOrder("sping", "1-ff00:0:110,[127.0.0.1]-ok")+"measurement_name: sping\n")
 	writeOrder(t, base, "scion/pping", scionOrder("pping", "1-ff00:0:110,[127.0.0.1]-lossy")+"measurement_name: scion\n")
@@ -717,7 +727,8 @@ func TestDaemonAdapters(t *testing.T) {
 		pings, loss int
 	}{
 		{"icmp", 2, 0}, {"web/ok", 2, 0}, {"web/slow", 2, 0}, {"web/forbidden-fails", 2, 2},
-		{"web/forbidden-answers", 2, 0}, {"web/refused", 2, 2}, {"scion/sping", 3, 0}, {"scion/pping", 3, 1},
+		{"web/forbidden-answers", 2, 0}, {"web/refused", 2, 2}, {"web/proxy-auth", 2, 2}, {"web/unavailable", 2, 2},
+		{"web/hang", 2, 2}, {"scion/sping", 3, 0}, {"scion/pping", 3, 1},
 		{"scion/hang", 3, 3},
 	} {
 		lr := d.waitResult(o.id, 0, 15*time.Second)
@@ -736,7 +747,7 @@ func TestDaemonAdapters(t *testing.T) {
 	d.waitLog("did not finish in time and was killed", time.Second)
 	first, _ := readLastResult(t, base, "icmp")
 	d.waitResult("icmp", first.int(t, "time"), 10*time.Second)
-	if n := strings.Count(d.logs.String(), "did not finish in time"); n != 1 {
+	if n := strings.Count(d.logs.String(), `did not finish in time and was killed" id=scion/hang`); n != 1 {
 		t.Errorf("the hanging tool is logged %d times, want once", n)
 	}
 
