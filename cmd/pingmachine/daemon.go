@@ -121,6 +121,13 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		return err
 	}
 
+	tools := toolPaths{httping: c.httping, scion: c.scionDir}
+	if os.Geteuid() == 0 {
+		if tools.user, err = credential(c.probeUser); err != nil {
+			st.Close()
+			return fmt.Errorf("--probe-user: %w", err)
+		}
+	}
 	// Everything below stops in order: no new rounds, the engine, the writers, then
 	// telegraf and the RRD backend, so that every measured round is written.
 	work, stopWork := context.WithCancel(context.Background())
@@ -136,7 +143,7 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	}
 	w := newWriters(st, runtime.GOMAXPROCS(0), log)
 	writersDone.Go(w.run)
-	sched := newScheduler(work, engine, toolPaths{httping: c.httping, scion: c.scionDir}, st, w, log)
+	sched := newScheduler(work, engine, tools, st, w, log)
 	schedDone.Go(func() { sched.run(work) })
 	watcher := orders.NewWatcher(base, sched, orders.Options{Logger: log})
 	watchErr := make(chan error, 1)
@@ -188,6 +195,25 @@ func lockBase(base string) (func(), error) {
 		return nil, fmt.Errorf("can't lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// credential returns the user and group ids and the groups of a user.
+func credential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	c := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+				c.Groups = append(c.Groups, uint32(g))
+			}
+		}
+	}
+	return c, nil
 }
 
 // switchUser sets the real and effective user and group ids and the supplementary groups

@@ -697,10 +697,7 @@ func TestDaemonAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer udp.Close()
-	scion, err := filepath.Abs("../../testdata/scion")
-	if err != nil {
-		t.Fatal(err)
-	}
+	scion := scionStandIns(t)
 	base := t.TempDir()
 	web := func(path, extra string) string {
 		return fmt.Sprintf("user: e2e\nstep: 3\npings: 2\nprobe: httping\nhttping:\n  url: %s%s\n%s", srv.URL, path, extra)
@@ -788,5 +785,78 @@ func TestDaemonMissingTool(t *testing.T) {
 	}
 	if exists(d.path("output", "web", "last_result")) {
 		t.Error("a result was written although nothing was measured")
+	}
+}
+
+// scionStandIns copies the SCION stand-ins (testdata/scion) next to the test binary,
+// where any user may run them: a daemon running as root runs probes as nobody, who may
+// not reach the checkout.
+var scionStandIns = func() func(t *testing.T) string {
+	var once sync.Once
+	var err error
+	return func(t *testing.T) string {
+		t.Helper()
+		build(t)
+		dir := filepath.Join(buildDir, "scion")
+		once.Do(func() {
+			if err = os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+				return
+			}
+			for _, name := range []string{"scmp_fping", "pingpong"} {
+				var b []byte
+				if b, err = os.ReadFile(filepath.Join("../../testdata/scion/bin", name)); err != nil {
+					return
+				}
+				if err = os.WriteFile(filepath.Join(dir, "bin", name), b, 0o755); err != nil {
+					return
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+}()
+
+// TestDaemonProbeUser: a daemon running as root runs its probe programs as nobody,
+// without any capability.
+func TestDaemonProbeUser(t *testing.T) {
+	logDir, err := os.MkdirTemp("", "pingmachine-status-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(logDir) })
+	os.Chmod(logDir, 0o777)
+	status := filepath.Join(logDir, "status")
+	t.Setenv("SCION_STATUS_LOG", status)
+	base := t.TempDir()
+	writeOrder(t, base, "sping", "user: e2e\nstep: 2\npings: 1\nprobe: sping\nsping:\n  host: ok\n")
+	d := startDaemon(t, base, "--scion-dir", scionStandIns(t))
+	checkLastResult(t, "sping", d.waitResult("sping", 0, 10*time.Second), 2, 1, 0)
+	b, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatalf("the stand-in wrote no status: %v", err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	four := func(id string) string { return strings.Repeat(id+"\t", 3) + id }
+	want := map[string]string{
+		"Uid": four(nobody.Uid), "Gid": four(nobody.Gid),
+		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000", "CapAmb": "0000000000000000",
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":\t")
+		if w, ok := want[k]; ok {
+			if v != w {
+				t.Errorf("probe %s: %q, want %q", k, v, w)
+			}
+			delete(want, k)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("probe status lacks %v", want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"pingmachine/orders"
@@ -77,7 +78,7 @@ type job struct {
 func newScheduler(ctx context.Context, e *pinger.Engine, tools toolPaths, st *store.Store, w *writers, log *slog.Logger) *scheduler {
 	return &scheduler{
 		engine:  e,
-		runner:  adapter.NewRunner(maxRuns),
+		runner:  adapter.NewRunner(maxRuns, tools.user),
 		tools:   tools,
 		store:   st,
 		writers: w,
@@ -353,8 +354,9 @@ func (s *scheduler) schedule(j *job) {
 
 // toolPaths locates the external probe programs.
 type toolPaths struct {
-	httping string // httping, a path or a name looked up in PATH
-	scion   string // the SCION directory ($SC): its bin/ holds scmp_fping and pingpong
+	httping string              // httping, a path or a name looked up in PATH
+	scion   string              // the SCION directory ($SC): its bin/ holds scmp_fping and pingpong
+	user    *syscall.Credential // who runs them, when the daemon runs as root
 }
 
 // tool configures the external program of a non-ICMP order.
