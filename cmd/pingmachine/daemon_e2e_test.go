@@ -675,7 +675,23 @@ func TestDaemonUser(t *testing.T) {
 // that hangs is killed at its deadline and the daemon goes on.
 func TestDaemonAdapters(t *testing.T) {
 	t.Parallel()
+	var mu sync.Mutex
+	agents := map[string]string{} // path -> user agent seen
+	proxied := 0
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A proxy sees the absolute URL; this one answers for the origin itself.
+		mu.Lock()
+		if r.URL.IsAbs() && r.URL.Path == "/via-proxy" {
+			proxied++
+		}
+		mu.Unlock()
+		io.WriteString(w, "pong\n")
+	}))
+	defer proxy.Close()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		agents[r.URL.Path] = r.UserAgent()
+		mu.Unlock()
 		switch r.URL.Path {
 		case "/slow":
 			time.Sleep(200 * time.Millisecond)
@@ -713,6 +729,8 @@ func TestDaemonAdapters(t *testing.T) {
 	writeOrder(t, base, "web/proxy-auth", web("/proxy-auth", "  http_codes_as_failure: 407\n"))
 	writeOrder(t, base, "web/unavailable", web("/unavailable", "  http_codes_as_failure: 403,503\n"))
 	writeOrder(t, base, "web/hang", web("/hang", ""))
+	writeOrder(t, base, "web/agent", web("/agent", "  user_agent: monitor/1.0\n"))
+	writeOrder(t, base, "web/proxied", web("/via-proxy", "  proxy: "+proxy.Listener.Addr().String()+"\n"))
 	writeOrder(t, base, "web/refused", "user: e2e\nstep: 3\npings: 2\nprobe: httping\nhttping:\n  url: http://127.0.0.1:1/\n")
 	writeOrder(t, base, "scion/sping", scionOrder("sping", "1-ff00:0:110,[127.0.0.1]-ok")+"measurement_name: sping\n")
 	writeOrder(t, base, "scion/pping", scionOrder("pping", "1-ff00:0:110,[127.0.0.1]-lossy")+"measurement_name: scion\n")
@@ -725,7 +743,7 @@ func TestDaemonAdapters(t *testing.T) {
 	}{
 		{"icmp", 2, 0}, {"web/ok", 2, 0}, {"web/slow", 2, 0}, {"web/forbidden-fails", 2, 2},
 		{"web/forbidden-answers", 2, 0}, {"web/refused", 2, 2}, {"web/proxy-auth", 2, 2}, {"web/unavailable", 2, 2},
-		{"web/hang", 2, 2}, {"scion/sping", 3, 0}, {"scion/pping", 3, 1},
+		{"web/hang", 2, 2}, {"web/agent", 2, 0}, {"web/proxied", 2, 0}, {"scion/sping", 3, 0}, {"scion/pping", 3, 1},
 		{"scion/hang", 3, 3},
 	} {
 		lr := d.waitResult(o.id, 0, 15*time.Second)
@@ -736,6 +754,14 @@ func TestDaemonAdapters(t *testing.T) {
 			t.Errorf("%s: RRD row %v, want loss %d and median %v", o.id, row, o.loss, median)
 		}
 	}
+	mu.Lock()
+	if agents["/ok"] != "pingmachine (httping)" || agents["/agent"] != "monitor/1.0" {
+		t.Errorf("user agents seen: %q, want the default and the order's", agents)
+	}
+	if proxied == 0 || agents["/via-proxy"] != "" {
+		t.Errorf("requests through the proxy: %d, at the server itself: %q; want all through the proxy", proxied, agents["/via-proxy"])
+	}
+	mu.Unlock()
 	lr, _ := readLastResult(t, base, "web/slow")
 	if v, _ := strconv.ParseFloat(lr.values["min"], 64); v < 0.2 || v > 1 {
 		t.Errorf("web/slow: min %v s, want the server's 200 ms delay", v)
