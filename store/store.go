@@ -130,12 +130,38 @@ func (s *Store) lock(id string) func() {
 // so they are clean relative paths, but a path is checked once more here, where it is
 // used: nothing may be written outside the base directory.
 func dir(root, id string) (string, error) {
-	// An id that names output/ itself ("." or "a/..") is refused too: Archive would
-	// move every order's output.
-	if p := filepath.FromSlash(id); !filepath.IsLocal(p) || filepath.Clean(p) == "." || strings.ContainsRune(id, '\\') {
-		return "", fmt.Errorf("order id %q is not a path inside the base directory", id)
+	if err := localID(id); err != nil {
+		return "", err
+	}
+	// A symbolic link below root could lead anywhere: never write through one. What
+	// does not exist yet is created as a real directory.
+	path := root
+	for part := range strings.SplitSeq(id, "/") {
+		path = filepath.Join(path, part)
+		fi, err := os.Lstat(path)
+		if err != nil {
+			break
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", fmt.Errorf("%s is a symbolic link: nothing is written through it", path)
+		}
 	}
 	return filepath.Join(root, filepath.FromSlash(id)), nil
+}
+
+// localID checks that an id names a path below a directory. An id that names the
+// directory itself ("." or "a/..") is refused too: Archive would move every order's output.
+func localID(id string) error {
+	if p := filepath.FromSlash(id); !filepath.IsLocal(p) || filepath.Clean(p) == "." || strings.ContainsRune(id, '\\') {
+		return fmt.Errorf("order id %q is not a path inside the base directory", id)
+	}
+	return nil
+}
+
+// isLink reports whether path is a symbolic link.
+func isLink(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
 // Prepare makes an order's output ready for results: its output comes back from the
@@ -146,14 +172,17 @@ func (s *Store) Prepare(se Series) error {
 	if err != nil {
 		return err
 	}
-	arch, _ := dir(s.archive, se.ID)
 	defer s.lock(se.ID)()
 	// Active before anything can fail: Write retries what failed here (a full disk, say)
 	// instead of dropping the results.
 	s.mu.Lock()
 	s.active[se.ID] = &se
 	s.mu.Unlock()
-	if err := s.restore(se.ID, out, arch); err != nil {
+	arch, err := dir(s.archive, se.ID)
+	if err == nil {
+		err = s.restore(se.ID, out, arch)
+	}
+	if err != nil {
 		s.log.Error("cannot restore archived output", "id", se.ID, "err", err)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -186,6 +215,9 @@ func (s *Store) restore(id, out, arch string) error {
 
 // checkRRD makes sure main.rrd exists and fits the order.
 func (s *Store) checkRRD(se *Series, path string) error {
+	if isLink(path) {
+		return s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link"))
+	}
 	info, err := rrdfmt.ReadInfo(path, rrdfmt.NativeLayout())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -252,7 +284,10 @@ func (s *Store) Archive(id string) error {
 	if err != nil {
 		return err
 	}
-	arch, _ := dir(s.archive, id)
+	arch, err := dir(s.archive, id)
+	if err != nil {
+		return fmt.Errorf("store: archiving %s: %w", id, err)
+	}
 	defer s.lock(id)()
 	s.mu.Lock()
 	delete(s.active, id)
@@ -333,8 +368,7 @@ func isOutput(dir string) bool {
 // order that is not prepared, or for another step or number of pings than the prepared
 // version, is dropped.
 func (s *Store) Write(r Result) error {
-	out, err := dir(s.output, r.ID)
-	if err != nil {
+	if err := localID(r.ID); err != nil {
 		return err
 	}
 	defer s.lock(r.ID)()
@@ -346,6 +380,10 @@ func (s *Store) Write(r Result) error {
 		return nil
 	}
 	se := cur
+	out, err := dir(s.output, r.ID)
+	if err != nil {
+		return err
+	}
 	// The directory may have been removed under us; the results still have a home.
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -371,6 +409,11 @@ func (s *Store) Write(r Result) error {
 // updateRRD applies a round to main.rrd, replacing a missing or corrupt file first.
 func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) error {
 	u := rrdfmt.Update{Time: t, Values: sum.rrdValues()}
+	if isLink(path) {
+		if err := s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link")); err != nil {
+			return err
+		}
+	}
 	err := s.rrd.update(path, u)
 	if err == nil {
 		return nil
@@ -413,7 +456,15 @@ func (s *Store) writeLastResult(se *Series, out string, t time.Time, sum summary
 	b.WriteString("max: " + value(sum.max) + "\n")
 	path := filepath.Join(out, "last_result")
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+	// A new file, never one that is there (a symbolic link, say): a link would be
+	// followed out of the base directory.
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if err == nil {
+		_, err = f.WriteString(b.String())
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("store: can't write %s: %w", tmp, err)
 	}

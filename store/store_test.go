@@ -930,3 +930,50 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinksNotFollowed: symbolic links planted in output/ or archive/ never lead a
+// write outside the base directory.
+func TestSymlinksNotFollowed(t *testing.T) {
+	se := Series{ID: "site/host", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+	tests := []struct {
+		name  string
+		plant func(ts *testStore, outside string)
+	}{
+		{"output dir is a link", func(ts *testStore, outside string) {
+			os.MkdirAll(ts.out("site"), 0o755)
+			os.Symlink(outside, ts.out("site", "host"))
+		}},
+		{"parent dir is a link", func(ts *testStore, outside string) {
+			os.Symlink(outside, ts.out("site"))
+		}},
+		{"archive dir is a link", func(ts *testStore, outside string) {
+			os.Symlink(outside, filepath.Join(ts.archive, "site"))
+		}},
+		{"last_result.tmp is a link", func(ts *testStore, outside string) {
+			os.MkdirAll(ts.out("site", "host"), 0o755)
+			os.Symlink(filepath.Join(outside, "victim"), ts.out("site", "host", "last_result.tmp"))
+		}},
+		{"main.rrd is a link", func(ts *testStore, outside string) {
+			os.MkdirAll(ts.out("site", "host"), 0o755)
+			os.Symlink(filepath.Join(outside, "victim"), ts.out("site", "host", "main.rrd"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newStore(t, Options{})
+			outside := t.TempDir()
+			victim := filepath.Join(outside, "victim")
+			os.WriteFile(victim, []byte("precious"), 0o644)
+			tt.plant(ts, outside)
+			ts.Prepare(se)
+			ts.Write(Result{ID: se.ID, Time: Stamp(ts.clock.Now(), se.Step), Step: se.Step, RTTs: rtts(1, 2)})
+			ts.Archive(se.ID)
+			if names := tree(t, outside); !slices.Equal(names, []string{"victim"}) {
+				t.Errorf("outside the base directory: %v, want only the victim", names)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "precious" {
+				t.Errorf("the file outside was changed: %q", b)
+			}
+		})
+	}
+}
