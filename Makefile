@@ -1,14 +1,17 @@
 # pingmachine build, test and benchmark entry points. `make test` is what CI runs.
 
 GO      ?= go
+PREFIX  ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use; .ci/deps installs those that are missing.
-DEBS    := fping rrdtool rrdcached httping iproute2 util-linux qemu-user-static
+DEBS    := fping rrdtool rrdcached httping iproute2 util-linux qemu-user-static systemd
 # Release targets: GOARCH[/GOARM].
 CROSS   := arm/6 arm/7 arm64
 DEMO    := demo
 
-.PHONY: build test test-arm deps vet fmt-check bench run cross clean
+.PHONY: build test test-arm deps vet fmt-check bench run cross install clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pingmachine
@@ -66,6 +69,14 @@ cross:
 		echo "building $$out"; \
 		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build -trimpath -o $$out ./cmd/pingmachine || exit 1; \
 	done
+
+# The binary and the systemd unit (cmd/pingmachine/pingmachine.service). The unit runs as
+# the user pingmachine, which the README says how to create.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pingmachine
+	sed 's|/usr/local/bin/pingmachine|$(PREFIX)/bin/pingmachine|' cmd/pingmachine/pingmachine.service > pingmachine.service.tmp
+	install -D -m 0644 pingmachine.service.tmp $(DESTDIR)$(UNITDIR)/pingmachine.service
+	rm -f pingmachine.service.tmp
 
 clean:
 	rm -rf bin $(DEMO)
