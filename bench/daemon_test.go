@@ -41,7 +41,9 @@ func BenchmarkDaemon(b *testing.B) {
 	n := *daemonOrders
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "pingmachine")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pingmachine").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, "../cmd/pingmachine")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("building: %v\n%s", err, out)
 	}
 	base := filepath.Join(dir, "base")

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -133,16 +134,16 @@ func New(opts Options) *Engine {
 	}
 }
 
-// Open opens the sockets that rounds of one address family with the kernel's choice of
-// source and interface use, ahead of the first round: a daemon opens them before it
-// gives up the privilege to open raw sockets.
-func (e *Engine) Open(v6 bool) error {
+// Open opens the socket that rounds of one address family with the given source and
+// interface (zero and empty for the kernel's choice) use, ahead of the first such round:
+// a daemon opens them before it gives up the privilege to open raw sockets.
+func (e *Engine) Open(v6 bool, source netip.Addr, iface string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
-	_, err := e.groupFor(socketKey{v6: v6})
+	_, err := e.groupFor(socketKey{v6: v6, source: source.Unmap(), iface: iface})
 	return err
 }
 

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
@@ -75,13 +77,14 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	defer signal.Stop(hup)
 
 	// Sockets first, while the process may still open raw sockets; then the user.
+	base, err := filepath.Abs(c.basedir)
+	if err != nil {
+		return fmt.Errorf("base directory %s: %w", c.basedir, err)
+	}
 	engine := pinger.New(pinger.Options{Logger: log})
-	for _, v6 := range []bool{false, true} {
-		if err := engine.Open(v6); err != nil {
-			// A host without IPv6 still pings over IPv4; rounds that need the missing
-			// family report it.
-			log.Warn("cannot open ICMP socket", "ipv6", v6, "err", err)
-		}
+	openSockets(engine, filepath.Join(base, "orders"), log)
+	if err := dropBounding(); err != nil {
+		log.Warn("capabilities stay in the bounding set", "err", err)
 	}
 	if c.user != "" {
 		if err := switchUser(c.user); err != nil {
@@ -89,11 +92,10 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		}
 		log.Info("switched user", "user", c.user)
 	}
-
-	base, err := filepath.Abs(c.basedir)
-	if err != nil {
-		return fmt.Errorf("base directory %s: %w", c.basedir, err)
+	if err := dropCapabilities(); err != nil {
+		log.Warn("capabilities not dropped", "err", err)
 	}
+
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return fmt.Errorf("base directory: %w", err)
 	}
@@ -122,12 +124,6 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	}
 
 	tools := toolPaths{httping: c.httping, scion: c.scionDir}
-	if os.Geteuid() == 0 {
-		if tools.user, err = credential(c.probeUser); err != nil {
-			st.Close()
-			return fmt.Errorf("--probe-user: %w", err)
-		}
-	}
 	// Everything below stops in order: no new rounds, the engine, the writers, then
 	// telegraf and the RRD backend, so that every measured round is written.
 	work, stopWork := context.WithCancel(context.Background())
@@ -179,6 +175,49 @@ loop:
 	return runErr
 }
 
+// openSockets opens, while the process may still open raw sockets, the ICMP sockets of
+// both families with the kernel's choice of source and interface, and those of every
+// source and interface that an order present now asks for. Orders that arrive later
+// with another source or interface get unprivileged datagram sockets if the system
+// allows them, and full loss with the reason logged otherwise.
+func openSockets(engine *pinger.Engine, ordersDir string, log *slog.Logger) {
+	type key struct {
+		v6     bool
+		source netip.Addr
+		iface  string
+	}
+	keys := map[key]bool{{v6: false}: true, {v6: true}: true}
+	filepath.WalkDir(ordersDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == ordersDir {
+			return nil
+		}
+		if orders.Ignored(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		if o, err := orders.Parse(path, path, data); err == nil && o.FPing != nil {
+			keys[key{o.FPing.IPv6, o.FPing.Source, o.FPing.Interface}] = true
+		}
+		return nil
+	})
+	for k := range keys {
+		if err := engine.Open(k.v6, k.source, k.iface); err != nil {
+			// A host without IPv6 still pings over IPv4; the rounds that need a missing
+			// socket report it.
+			log.Warn("cannot open ICMP socket", "ipv6", k.v6, "source", k.source, "interface", k.iface, "err", err)
+		}
+	}
+}
+
 // lockBase takes the base directory's .lock with an exclusive flock, as the Perl version
 // does, so that two daemons never share a tree.
 func lockBase(base string) (func(), error) {
@@ -195,25 +234,6 @@ func lockBase(base string) (func(), error) {
 		return nil, fmt.Errorf("can't lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// credential returns the user and group ids and the groups of a user.
-func credential(name string) (*syscall.Credential, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, err
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	c := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if g, err := strconv.ParseUint(id, 10, 32); err == nil {
-				c.Groups = append(c.Groups, uint32(g))
-			}
-		}
-	}
-	return c, nil
 }
 
 // switchUser sets the real and effective user and group ids and the supplementary groups

@@ -54,7 +54,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
 	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
-	fmt.Fprintln(w, "                   [--probe-user USER]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 }
@@ -72,14 +71,13 @@ type daemonConfig struct {
 	logFormat string // text or json
 	httping   string // the httping program
 	scionDir  string // the SCION directory whose bin/ holds scmp_fping and pingpong
-	probeUser string // who runs the probe programs when the daemon runs as root
 }
 
 // parseDaemonArgs parses the daemon's flags, each under its long and short name as the
 // Perl version's Getopt::Long accepts them. Errors are already explained on stderr.
 func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	c := daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping",
-		scionDir: cmp.Or(os.Getenv("SC"), defaultSCION), probeUser: "nobody"}
+		scionDir: cmp.Or(os.Getenv("SC"), defaultSCION)}
 	fs := flag.NewFlagSet("pingmachine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, name := range []string{"debug", "d"} {
@@ -97,7 +95,6 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	fs.StringVar(&c.rrdcached, "rrdcached", c.rrdcached, "write main.rrd through the rrdcached at `ADDR` (unix:/path, /path or host:port)")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log as `text` or json")
 	fs.StringVar(&c.httping, "httping", c.httping, "the httping `program` for httping orders")
-	fs.StringVar(&c.probeUser, "probe-user", c.probeUser, "run httping, scmp_fping and pingpong as `USER` when the daemon runs as root")
 	fs.StringVar(&c.scionDir, "scion-dir", c.scionDir, "the SCION `DIR`ectory whose bin/ holds scmp_fping (sping) and pingpong (pping); default $SC")
 	fs.Usage = func() {
 		usage(stderr)

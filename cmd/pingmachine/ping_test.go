@@ -230,13 +230,13 @@ func TestDaemonArgs(t *testing.T) {
 		want daemonConfig
 		fail string // part of the message on stderr when the flags are refused
 	}{
-		{nil, daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping", scionDir: defaultSCION, probeUser: "nobody"}, ""},
+		{nil, daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping", scionDir: defaultSCION}, ""},
 		{[]string{"--debug", "--user", "pm", "--basedir", "/srv/pm", "--telegraf", "localhost:8094"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "", "text", "httping", defaultSCION, "nobody"}, ""},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "", "text", "httping", defaultSCION}, ""},
 		{[]string{"-d", "-u", "pm", "-b", "/srv/pm", "-t", "localhost:8094", "--rrdcached", "unix:/run/rrdcached.sock", "--log-format", "json",
-			"--httping", "/opt/bin/httping", "--scion-dir", "/opt/scion", "--probe-user", "scion"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "unix:/run/rrdcached.sock", "json", "/opt/bin/httping", "/opt/scion", "scion"}, ""},
-		{[]string{"--basedir=/srv/pm"}, daemonConfig{basedir: "/srv/pm", logFormat: "text", httping: "httping", scionDir: defaultSCION, probeUser: "nobody"}, ""},
+			"--httping", "/opt/bin/httping", "--scion-dir", "/opt/scion"},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "unix:/run/rrdcached.sock", "json", "/opt/bin/httping", "/opt/scion"}, ""},
+		{[]string{"--basedir=/srv/pm"}, daemonConfig{basedir: "/srv/pm", logFormat: "text", httping: "httping", scionDir: defaultSCION}, ""},
 		{[]string{"--bogus"}, daemonConfig{}, "flag provided but not defined"},
 		{[]string{"pnig", "127.0.0.1"}, daemonConfig{}, `unknown command "pnig"`},
 	}

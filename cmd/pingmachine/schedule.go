@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"pingmachine/orders"
@@ -78,7 +77,7 @@ type job struct {
 func newScheduler(ctx context.Context, e *pinger.Engine, tools toolPaths, st *store.Store, w *writers, log *slog.Logger) *scheduler {
 	return &scheduler{
 		engine:  e,
-		runner:  adapter.NewRunner(maxRuns, tools.user),
+		runner:  adapter.NewRunner(maxRuns),
 		tools:   tools,
 		store:   st,
 		writers: w,
@@ -354,9 +353,8 @@ func (s *scheduler) schedule(j *job) {
 
 // toolPaths locates the external probe programs.
 type toolPaths struct {
-	httping string              // httping, a path or a name looked up in PATH
-	scion   string              // the SCION directory ($SC): its bin/ holds scmp_fping and pingpong
-	user    *syscall.Credential // who runs them, when the daemon runs as root
+	httping string // httping, a path or a name looked up in PATH
+	scion   string // the SCION directory ($SC): its bin/ holds scmp_fping and pingpong
 }
 
 // tool configures the external program of a non-ICMP order.

@@ -34,19 +34,15 @@ type Result struct {
 // Runner runs tools, a bounded number at once.
 type Runner struct {
 	slots chan struct{}
-	user  *syscall.Credential
 }
 
-// NewRunner returns a Runner that runs at most max programs at once, as the given user
-// when user is not nil. A daemon that runs as root passes one: a program run as root would
-// have every capability, while one whose user ids all change from root to another loses
-// them all, ambient ones included.
-func NewRunner(max int, user *syscall.Credential) *Runner {
-	return &Runner{slots: make(chan struct{}, max), user: user}
+// NewRunner returns a Runner that runs at most max programs at once.
+func NewRunner(max int) *Runner {
+	return &Runner{slots: make(chan struct{}, max)}
 }
 
 // Run runs one round of t and waits for it. The program runs in a process group of its
-// own, with no inherited capabilities and no stdin; the whole group is killed at deadline
+// own, with no stdin; the whole group is killed at deadline
 // or when ctx ends, and what it printed until then is the round's result.
 func (rn *Runner) Run(ctx context.Context, t Tool, r Round, deadline time.Time) Result {
 	select {
@@ -61,9 +57,9 @@ func (rn *Runner) Run(ctx context.Context, t Tool, r Round, deadline time.Time) 
 	var stdout, stderr limitedBuffer
 	stdout.limit, stderr.limit = maxStdout, maxStderr
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// Setpgid: a deadline kills the tool's children too. Exec drops the effective and
-	// permitted capabilities of a non-root daemon, as no ambient ones are set here.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: rn.user}
+	// Setpgid: a deadline kills the tool's children too. The program inherits no
+	// capability: the daemon drops all of its own, the bounding set too where it may.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return Result{Err: err, ExitCode: -1, RTTs: lostRound(r.Pings)}
 	}

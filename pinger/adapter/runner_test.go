@@ -40,7 +40,7 @@ func (s *shTool) Parse(stdout []byte, r Round) []time.Duration {
 }
 
 func TestRunnerCollects(t *testing.T) {
-	rn := NewRunner(4, nil)
+	rn := NewRunner(4)
 	tool := &shTool{script: "echo 1 2; echo oops >&2; exit 3"}
 	res := rn.Run(context.Background(), tool, Round{Pings: 3}, time.Now().Add(5*time.Second))
 	want := []time.Duration{time.Millisecond, 2 * time.Millisecond, Lost}
@@ -55,7 +55,7 @@ func TestRunnerDeadline(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child")
 	tool := &shTool{script: "sleep 60 & echo $! > " + pidFile + "; echo 5; exec sleep 60"}
 	start := time.Now()
-	res := NewRunner(1, nil).Run(context.Background(), tool, Round{Pings: 2}, start.Add(300*time.Millisecond))
+	res := NewRunner(1).Run(context.Background(), tool, Round{Pings: 2}, start.Add(300*time.Millisecond))
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("run took %v, want the deadline of 300ms", took)
 	}
@@ -83,7 +83,7 @@ func TestRunnerDeadline(t *testing.T) {
 
 func TestRunnerMissingProgram(t *testing.T) {
 	for _, argv0 := range []string{"/nonexistent/httping", "no-such-probe-program"} {
-		res := NewRunner(1, nil).Run(context.Background(), fixedArgv{argv0}, Round{Pings: 2}, time.Now().Add(time.Second))
+		res := NewRunner(1).Run(context.Background(), fixedArgv{argv0}, Round{Pings: 2}, time.Now().Add(time.Second))
 		if res.Err == nil || !(errors.Is(res.Err, fs.ErrNotExist) || errors.Is(res.Err, exec.ErrNotFound)) ||
 			!slices.Equal(res.RTTs, []time.Duration{Lost, Lost}) {
 			t.Errorf("%s: result %+v, want a not-found error and no answers", argv0, res)
@@ -100,7 +100,7 @@ func TestRunnerCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	res := NewRunner(1, nil).Run(ctx, &shTool{script: "exec sleep 60"}, Round{Pings: 1}, start.Add(time.Minute))
+	res := NewRunner(1).Run(ctx, &shTool{script: "exec sleep 60"}, Round{Pings: 1}, start.Add(time.Minute))
 	if !res.Canceled || res.Killed || time.Since(start) > 5*time.Second {
 		t.Errorf("result %+v after %v, want canceled soon after 200ms", res, time.Since(start))
 	}
@@ -110,7 +110,7 @@ func TestRunnerCancel(t *testing.T) {
 func TestRunnerBound(t *testing.T) {
 	dir := t.TempDir()
 	const runs, limit = 6, 2
-	rn := NewRunner(limit, nil)
+	rn := NewRunner(limit)
 	var wg sync.WaitGroup
 	for i := range runs {
 		log := filepath.Join(dir, strconv.Itoa(i))
@@ -155,7 +155,7 @@ func TestRunnerBound(t *testing.T) {
 // memory.
 func TestRunnerOutputLimit(t *testing.T) {
 	tool := &shTool{script: "head -c 3000000 /dev/zero"}
-	NewRunner(1, nil).Run(context.Background(), tool, Round{Pings: 1}, time.Now().Add(10*time.Second))
+	NewRunner(1).Run(context.Background(), tool, Round{Pings: 1}, time.Now().Add(10*time.Second))
 	if len(tool.out) != maxStdout {
 		t.Errorf("Parse got %d bytes, want the first %d", len(tool.out), maxStdout)
 	}
