@@ -511,7 +511,7 @@ func (p *parser) scion(n *yaml.Node, probe string) *SCION {
 		return nil
 	}
 	s := &SCION{}
-	// SCION addresses (1-ff00:0:110,[10.0.0.1]) are not host names: any printable text
+	// SCION addresses (1-ff00:0:110,[192.0.2.1]) are not host names: any printable text
 	// without spaces that cannot be read as an option.
 	word := func(key string, v *yaml.Node) string {
 		w, ok := p.str(v, key)
