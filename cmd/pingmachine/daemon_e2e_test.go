@@ -900,3 +900,25 @@ func TestDaemonCapabilities(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonDirsRemoved: output/ and archive/ removed under a running daemon come back
+// with the next result and the next archiving, and the rounds go on into a new main.rrd.
+func TestDaemonDirsRemoved(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	writeOrder(t, base, "a/keep", icmpOrder("127.0.0.1", 1, 1, ""))
+	writeOrder(t, base, "a/gone", icmpOrder("127.0.0.2", 1, 1, ""))
+	d := startDaemon(t, base)
+	first := d.waitResult("a/keep", 0, 5*time.Second)
+	d.waitResult("a/gone", 0, 5*time.Second)
+	os.RemoveAll(d.path("output"))
+	os.RemoveAll(d.path("archive"))
+	lr := d.waitResult("a/keep", first.int(t, "time"), 5*time.Second)
+	checkLastResult(t, "a/keep", lr, 1, 1, 0)
+	if row := fetchRow(t, d.path("output", "a", "keep", "main.rrd"), lr.int(t, "time"), 1); len(row) != 3 || row[0] != 0 {
+		t.Errorf("the recreated main.rrd holds %v at %s, want the round", row, lr.values["time"])
+	}
+	d.waitResult("a/gone", 0, 5*time.Second)
+	os.Remove(d.path("orders", "a", "gone"))
+	d.waitFor("archive/a/gone", 5*time.Second, func() bool { return exists(d.path("archive", "a", "gone", "last_result")) })
+}
