@@ -922,3 +922,36 @@ func TestDaemonDirsRemoved(t *testing.T) {
 	os.Remove(d.path("orders", "a", "gone"))
 	d.waitFor("archive/a/gone", 5*time.Second, func() bool { return exists(d.path("archive", "a", "gone", "last_result")) })
 }
+
+// TestDaemonKill9: killed without warning while writing hundreds of results a second,
+// the daemon leaves every main.rrd readable by rrdtool and every last_result whole.
+func TestDaemonKill9(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	const n = 200
+	for i := range n {
+		writeOrder(t, base, fmt.Sprintf("load/%d", i), icmpOrder(fmt.Sprintf("127.2.%d.%d", i/250, i%250+1), 1, 1, ""))
+	}
+	d := startDaemon(t, base)
+	d.waitFor("results of every order", 20*time.Second, func() bool {
+		for i := range n {
+			if !exists(d.path("output", "load", strconv.Itoa(i), "last_result")) {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(1500 * time.Millisecond) // in the middle of writing
+	d.cmd.Process.Kill()
+	<-d.done
+	for i := range n {
+		id := fmt.Sprintf("load/%d", i)
+		lr, ok := readLastResult(t, base, id)
+		if !ok || !slices.Equal(lr.keys, lastResultKeys) {
+			t.Errorf("%s: last_result not whole: %v", id, lr.keys)
+		}
+		if out, err := exec.Command("rrdtool", "info", d.path("output", id, "main.rrd")).CombinedOutput(); err != nil {
+			t.Errorf("%s: rrdtool info: %v\n%s", id, err, out)
+		}
+	}
+}
