@@ -955,3 +955,50 @@ func TestDaemonKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonDiskFull runs the daemon on a small tmpfs and fills it: the results that
+// cannot be written are reported, the last whole last_result stays, nothing half written
+// is left, and writing resumes when there is room again.
+func TestDaemonDiskFull(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", base).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs (needs root): %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", base).Run() })
+	writeOrder(t, base, "full", icmpOrder("127.0.0.1", 1, 1, ""))
+	d := startDaemon(t, base)
+	before := d.waitResult("full", 0, 5*time.Second)
+
+	// Fill the file system to the last byte.
+	filler := filepath.Join(base, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadFrom(io.LimitReader(zeros{}, 8<<20))
+	f.Close()
+	d.waitLog("no space left on device", 5*time.Second)
+	during, ok := readLastResult(t, base, "full")
+	if !ok || !slices.Equal(during.keys, lastResultKeys) {
+		t.Errorf("last_result while the disk is full: %v, want the last whole one", during.keys)
+	}
+	if exists(d.path("output", "full", "last_result.tmp")) {
+		t.Error("a half-written last_result.tmp is left")
+	}
+
+	os.Remove(filler)
+	after := d.waitResult("full", max(before.int(t, "time"), during.int(t, "time")), 5*time.Second)
+	checkLastResult(t, "full", after, 1, 1, 0)
+	if out, err := exec.Command("rrdtool", "info", d.path("output", "full", "main.rrd")).CombinedOutput(); err != nil {
+		t.Errorf("rrdtool info after the disk was full: %v\n%s", err, out)
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
