@@ -594,26 +594,7 @@ func TestDaemonScripted(t *testing.T) {
 func TestDaemonRRDCached(t *testing.T) {
 	t.Parallel()
 	base, run := t.TempDir(), t.TempDir()
-	sock := filepath.Join(run, "sock")
-	cached := exec.Command("rrdcached", "-g", "-b", base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
-		"-j", run, "-p", filepath.Join(run, "pid"), "-l", "unix:"+sock)
-	var clog syncBuffer
-	cached.Stdout, cached.Stderr = &clog, &clog
-	if err := cached.Start(); err != nil {
-		t.Fatalf("rrdcached (make test installs it): %v", err)
-	}
-	t.Cleanup(func() {
-		cached.Process.Kill()
-		cached.Wait()
-		if t.Failed() {
-			t.Logf("rrdcached:\n%s", clog.String())
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); !exists(sock); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("rrdcached did not create its socket")
-		}
-	}
+	sock := startRRDCached(t, base, run)
 	writeOrder(t, base, "cached", icmpOrder("127.0.0.1", 2, 2, ""))
 	d := startDaemon(t, base, "--rrdcached", "unix:"+sock)
 	first := d.waitResult("cached", 0, 10*time.Second)
@@ -1001,4 +982,62 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// startRRDCached runs an rrdcached for base that writes only when told to (or after an
+// hour), with its journal, pid file and socket in run; the test's cleanup kills it.
+func startRRDCached(t *testing.T, base, run string) (sock string) {
+	t.Helper()
+	sock = filepath.Join(run, "sock")
+	os.Remove(sock) // both left behind by an rrdcached that was killed
+	os.Remove(filepath.Join(run, "pid"))
+	cached := exec.Command("rrdcached", "-g", "-b", base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
+		"-j", run, "-p", filepath.Join(run, "pid"), "-l", "unix:"+sock)
+	var clog syncBuffer
+	cached.Stdout, cached.Stderr = &clog, &clog
+	if err := cached.Start(); err != nil {
+		t.Fatalf("rrdcached (make test installs it): %v", err)
+	}
+	t.Cleanup(func() {
+		cached.Process.Kill()
+		cached.Wait()
+		if t.Failed() {
+			t.Logf("rrdcached:\n%s", clog.String())
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !exists(sock); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("rrdcached did not create its socket")
+		}
+	}
+	return sock
+}
+
+// TestDaemonRRDCachedRestart: while rrdcached is away each lost update is logged, the
+// daemon goes on, and once rrdcached is back the rounds reach main.rrd again.
+func TestDaemonRRDCachedRestart(t *testing.T) {
+	t.Parallel()
+	base, run := t.TempDir(), t.TempDir()
+	sock := startRRDCached(t, base, run)
+	writeOrder(t, base, "cached", icmpOrder("127.0.0.1", 1, 1, ""))
+	d := startDaemon(t, base, "--rrdcached", "unix:"+sock)
+	first := d.waitResult("cached", 0, 10*time.Second)
+
+	pid, _ := os.ReadFile(filepath.Join(run, "pid"))
+	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+	syscall.Kill(n, syscall.SIGKILL)
+	d.waitLog("writing results", 5*time.Second)
+	during := d.waitResult("cached", first.int(t, "time"), 5*time.Second) // last_result goes on
+
+	startRRDCached(t, base, run)
+	after := d.waitResult("cached", during.int(t, "time")+1, 10*time.Second)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	if row := fetchRow(t, d.path("output", "cached", "main.rrd"), after.int(t, "time"), 1); len(row) != 3 || row[0] != 0 {
+		t.Errorf("row %v at %s after rrdcached came back, want the round", row, after.values["time"])
+	}
+	if n := strings.Count(d.logs.String(), `msg="writing results"`); n == 0 {
+		t.Error("the updates lost while rrdcached was away are not logged")
+	}
 }
