@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"net/http"
@@ -1040,4 +1041,85 @@ func TestDaemonRRDCachedRestart(t *testing.T) {
 	if n := strings.Count(d.logs.String(), `msg="writing results"`); n == 0 {
 		t.Error("the updates lost while rrdcached was away are not logged")
 	}
+}
+
+// TestDaemonHostileOrders drops thousands of broken and malicious orders next to a few
+// good ones: the daemon keeps running, reports each bad file once, measures the good
+// ones, and writes nothing outside its base directory.
+func TestDaemonHostileOrders(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	outside := filepath.Join(root, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "order"), []byte(icmpOrder("127.0.0.1", 1, 1, "")), 0o644)
+	for i := range 5 {
+		writeOrder(t, base, fmt.Sprintf("good/%d", i), icmpOrder(fmt.Sprintf("127.3.0.%d", i+1), 1, 1, ""))
+	}
+	bad := map[string]string{
+		"binary":       "\x00\x01\xff\xfe\x7fELF junk \x00",
+		"huge":         "user: " + strings.Repeat("x", 200<<10) + "\n",
+		"bomb":         "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nuser: *c\n",
+		"absurd":       "user: x\nstep: 99999999999999999999\npings: -3\nprobe: fping\nfping: {host: 127.0.0.1}\n",
+		"option-host":  icmpOrder("-f/etc/passwd", 60, 5, ""),
+		"option-url":   "user: x\nstep: 60\npings: 5\nprobe: httping\nhttping: {url: '--url=http://x/'}\n",
+		"option-scion": "user: x\nstep: 60\npings: 5\nprobe: sping\nsping: {host: '-remote', flags: '; rm -rf /'}\n",
+	}
+	for name, content := range bad {
+		writeOrder(t, base, "bad/"+name, content)
+	}
+	const many = 2000
+	for i := range many {
+		writeOrder(t, base, fmt.Sprintf("many/%d", i), fmt.Sprintf("user: x\nstep: %d\npings: 5\n", i))
+	}
+	// Links that try to lead out: a file, and a directory with an order in it.
+	os.Symlink(filepath.Join(outside, "order"), filepath.Join(base, "orders", "linked-file"))
+	os.Symlink(outside, filepath.Join(base, "orders", "linked-dir"))
+	// An order that asks for its output elsewhere: unknown keys do nothing.
+	writeOrder(t, base, "good/redirect", icmpOrder("127.3.0.9", 1, 1, "my_output_dir: "+outside+"\nmy_archive_dir: "+outside+"\n"))
+
+	d := startDaemon(t, base)
+	for i := range 5 {
+		checkLastResult(t, "good", d.waitResult(fmt.Sprintf("good/%d", i), 0, 15*time.Second), 1, 1, 0)
+	}
+	d.waitResult("good/redirect", 0, 5*time.Second)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog("rescanning orders", 5*time.Second)
+	first, _ := readLastResult(t, base, "good/0")
+	d.waitResult("good/0", first.int(t, "time"), 5*time.Second)
+
+	logs := d.logs.String()
+	if n := strings.Count(logs, `msg="invalid order"`); n != many+len(bad) {
+		t.Errorf("%d invalid orders logged, want each of %d once (none again on rescan)", n, many+len(bad))
+	}
+	for name := range bad {
+		if !exists(d.path("orders", "bad", name)) || exists(d.path("output", "bad", name)) {
+			t.Errorf("bad/%s: removed, or measured", name)
+		}
+	}
+	// The linked file is read (a link to a valid order is an order), but every path
+	// written stays below the base directory; the linked directory is not followed.
+	if exists(d.path("output", "linked-dir")) {
+		t.Error("the linked directory was followed")
+	}
+	if names := tree(t, outside); !slices.Equal(names, []string{"order"}) {
+		t.Errorf("outside the base directory: %v, want only the order placed there", names)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// tree lists the names below dir, relative, sorted.
+func tree(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && path != dir {
+			rel, _ := filepath.Rel(dir, path)
+			names = append(names, rel)
+		}
+		return nil
+	})
+	return names
 }
