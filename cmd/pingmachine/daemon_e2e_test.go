@@ -1123,3 +1123,72 @@ func tree(t *testing.T, dir string) []string {
 	})
 	return names
 }
+
+// TestDaemonUnprivileged runs the daemon as nobody with CAP_NET_RAW as a file capability
+// (setcap) and as an ambient capability (what systemd's AmbientCapabilities does): it
+// pings over raw sockets, and holds no capability once they are open.
+func TestDaemonUnprivileged(t *testing.T) {
+	bin := build(t)
+	capBin := filepath.Join(buildDir, "pingmachine-cap")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(capBin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("setcap", "cap_net_raw+ep", capBin).CombinedOutput(); err != nil {
+		t.Fatalf("setcap (make test installs libcap2-bin): %v\n%s", err, out)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	asNobody := []string{"setpriv", "--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups"}
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{"file capability", append(slices.Clone(asNobody), capBin)},
+		{"ambient capability", append(slices.Clone(asNobody), "--inh-caps=+net_raw", "--ambient-caps=+net_raw", bin)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "pingmachine-unprivileged-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			os.Chmod(dir, 0o755)
+			base := filepath.Join(dir, "base")
+			os.Mkdir(base, 0o755)
+			os.Chown(base, uid, gid)
+			d := startDaemonWith(t, func(string, ...string) *exec.Cmd {
+				return exec.Command(tc.argv[0], append(tc.argv[1:], "--debug", "--basedir", base)...)
+			}, base)
+			writeOrder(t, base, "v4", icmpOrder("127.0.0.1", 1, 1, ""))
+			writeOrder(t, base, "v6", icmpOrder("::1", 1, 1, ""))
+			checkLastResult(t, "v4", d.waitResult("v4", 0, 5*time.Second), 1, 1, 0)
+			checkLastResult(t, "v6", d.waitResult("v6", 0, 5*time.Second), 1, 1, 0)
+			for _, want := range []string{"mode=raw family=ipv4", "mode=raw family=ipv6"} {
+				if !strings.Contains(d.logs.String(), want) {
+					t.Errorf("the log does not say %q", want)
+				}
+			}
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := procStatus(t, string(status), append([]string{"Uid"}, capFields...)...)
+			if got["Uid"] != strings.Repeat(nobody.Uid+"\t", 3)+nobody.Uid {
+				t.Errorf("Uid %q, want nobody's", got["Uid"])
+			}
+			for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+				if got[f] != "0000000000000000" {
+					t.Errorf("%s = %q, want no capability", f, got[f])
+				}
+			}
+		})
+	}
+}
