@@ -11,7 +11,7 @@ DEBS    := fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin
 CROSS   := arm/6 arm/7 arm64
 DEMO    := demo
 
-.PHONY: build test test-arm deps vet fmt-check bench run cross install clean
+.PHONY: build test test-arm deps vet fmt-check bench fuzz run cross install clean
 
 # Without cgo: the daemon changes the capabilities of all its threads at once, which Go
 # allows only then (and the binary then runs on any Linux of its architecture).
@@ -56,6 +56,14 @@ bench: build
 	$(GO) test -run '^$$' -bench RRDUpdate -benchtime 2s ./bench/
 	$(GO) test -run '^$$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
+
+# Each fuzz target for FUZZTIME; `make test` runs their seed corpora (testdata/fuzz).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./orders/
+	$(GO) test -run '^$$' -fuzz FuzzParseICMP -fuzztime $(FUZZTIME) ./pinger/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime $(FUZZTIME) ./rrdfmt/
+	$(GO) test -run '^$$' -fuzz FuzzSCIONParse -fuzztime $(FUZZTIME) ./pinger/adapter/
 
 # The daemon in the foreground on a demo base directory in the checkout, with example
 # orders that ping loopback addresses (testdata/demo).
