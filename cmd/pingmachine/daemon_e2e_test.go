@@ -437,15 +437,12 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 	t.Run("delete and restore", func(t *testing.T) {
 		os.Remove(d.path("orders", "new", "one"))
 		d.waitFor("archive/new/one", 5*time.Second, func() bool { return exists(d.path("archive", "new", "one", "last_result")) })
-		if exists(d.path("output", "new")) {
-			t.Error("output/new left behind after archiving")
-		}
+		d.waitFor("output/new removed after archiving", 2*time.Second, func() bool { return !exists(d.path("output", "new")) })
 		os.WriteFile(d.path("archive", "new", "one", "marker"), nil, 0o644)
 		writeOrder(t, base, "new/one", icmpOrder("127.0.0.3", 2, 1, ""))
 		d.waitFor("restored output", 5*time.Second, func() bool { return exists(d.path("output", "new", "one", "marker")) })
-		if exists(d.path("archive", "new")) {
-			t.Error("archive/new left behind after restoring")
-		}
+		// The emptied archive/new goes right after the rename that restored it.
+		d.waitFor("archive/new removed", 2*time.Second, func() bool { return !exists(d.path("archive", "new")) })
 		lr, _ := readLastResult(t, base, "new/one")
 		d.waitResult("new/one", lr.int(t, "time"), 5*time.Second)
 	})
@@ -470,9 +467,9 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 		os.Chtimes(d.path("orders", "keep"), past, past)
 		d.cmd.Process.Signal(syscall.SIGHUP)
 		d.waitFor("archive/keep", 5*time.Second, func() bool { return exists(d.path("archive", "keep", "main.rrd")) })
-		if exists(d.path("orders", "keep")) || exists(d.path("output", "keep")) {
-			t.Error("expired order or its output left in place")
-		}
+		d.waitFor("the expired order file and its output gone", 2*time.Second, func() bool {
+			return !exists(d.path("orders", "keep")) && !exists(d.path("output", "keep"))
+		})
 		if !exists(d.path("archive", "keep", "main.step2.pings2.rrd")) {
 			t.Error("the kept old RRD was not archived with the output")
 		}
