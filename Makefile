@@ -8,7 +8,7 @@ BIN     := bin/pingmachine
 # Debian packages the tests use; .ci/deps installs those that are missing.
 DEBS    := fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin qemu-user-static systemd
 # Release targets: GOARCH[/GOARM].
-CROSS   := arm/6 arm/7 arm64
+CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo
 
 .PHONY: build test test-arm deps vet fmt-check bench fuzz run cross install clean
