@@ -1,13 +1,14 @@
 package adapter
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
 )
 
 func TestHTTPingParseOutput(t *testing.T) {
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	ms := func(f float64) time.Duration { return time.Duration(math.Round(f * float64(time.Millisecond))) }
 	const ok = "PING 127.0.0.1:18080 (/):\n" +
 		"connected to 127.0.0.1:18080 (159 bytes), seq=0 time=  2.20 ms 200 OK\n" +
 		"connected to 127.0.0.1:18080 (159 bytes), seq=1 time=  1.66 ms 200 OK\n" +
@@ -48,7 +49,7 @@ func TestHTTPingParseOutput(t *testing.T) {
 func TestHTTPingArgv(t *testing.T) {
 	h := &HTTPing{URL: "-x", Proxy: "p:3128"}
 	got := h.Argv(Round{Pings: 3, Interval: 1500 * time.Millisecond, Timeout: 12 * time.Second})
-	want := []string{"httping", "-g", "-x", "-c", "3", "-i", "1.5", "-t", "12", "-I", DefaultUserAgent, "-s", "-x", "p:3128"}
+	want := []string{"httping", "-g", "-x", "-c", "3", "-i", "1500e-3", "-t", "12", "-I", DefaultUserAgent, "-s", "-x", "p:3128"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Argv = %q, want %q", got, want)
 	}
