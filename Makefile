@@ -6,7 +6,7 @@ DESTDIR ?=
 UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use; .ci/deps installs those that are missing.
-DEBS    := fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin qemu-user-static systemd
+DEBS    := fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo
