@@ -576,7 +576,7 @@ func TestDaemonScripted(t *testing.T) {
 			t.Errorf("slow: %s %v, want %v or more (the median less than 1ms more)", k, got, delay)
 		}
 	}
-	if !strings.Contains(d.logs.String(), `msg="cannot resolve host; results are full loss" id=noname host=nonexistent.invalid`) {
+	if !strings.Contains(d.logs.String(), `msg="cannot resolve host; results are full loss" id=noname target="fping: nonexistent.invalid"`) {
 		t.Error("the unresolvable host is not logged")
 	}
 	if !strings.Contains(d.logs.String(), `msg="cannot ping; results are full loss" id=no-such-interface`) {

@@ -306,10 +306,7 @@ func (s *scheduler) submit(j *job) {
 
 // failed records a round that could not be measured as full loss. s.mu is held.
 func (s *scheduler) failed(j *job, what string, err error) {
-	if msg := what + ": " + err.Error(); msg != j.lastErr {
-		j.lastErr = msg
-		s.log.Warn(what+"; results are full loss", "id", j.order.ID, "host", j.order.FPing.Host, "err", err)
-	}
+	s.logOnce(j, what+"; results are full loss", err)
 	rtts := make([]time.Duration, j.order.Pings)
 	for i := range rtts {
 		rtts[i] = pinger.Lost
@@ -331,10 +328,7 @@ func (s *scheduler) done(j *job, r *pinger.Round) {
 		return
 	}
 	if r.Err != nil {
-		if msg := "sending: " + r.Err.Error(); msg != j.lastErr {
-			j.lastErr = msg
-			s.log.Warn("cannot send pings", "id", j.order.ID, "err", r.Err)
-		}
+		s.logOnce(j, "cannot send pings", r.Err)
 	}
 	if len(r.RTTs) == j.order.Pings {
 		s.writers.add(store.Result{
