@@ -705,11 +705,11 @@ func TestWatchExpiry(t *testing.T) {
 	// Made older while running.
 	h.chtimes("later", T.Add(-time.Second))
 	h.waitRemove("later", Expired)
+	// Remove comes before the file's deletion; sync waits for the watcher to finish.
+	evs = h.sync()
 	if h.exists("later") {
 		t.Error("expired later still on disk")
 	}
-
-	evs = h.sync()
 	for id, want := range map[string][]Reason{"old": {Expired}, "dir/oldbad": {Expired}, "later": {Expired}, "edge": nil} {
 		if rs := removes(evs, id); !slices.Equal(rs, want) {
 			t.Errorf("%s: removes %v, want %v", id, rs, want)
@@ -741,7 +741,8 @@ func TestWatchPeriodicRescan(t *testing.T) {
 
 	now.Store(T.Add(3661 * time.Second).UnixNano())
 	h.waitRemove("p", Expired)
-	evs := h.rec.snapshot()
+	// Remove comes before the file's deletion; sync waits for the watcher to finish.
+	evs := h.sync()
 	if h.exists("p") {
 		t.Error("expired p still on disk")
 	}
