@@ -29,7 +29,7 @@ type Spec struct {
 var (
 	dsNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,19}$`)
 	knownCF   = []string{"AVERAGE", "MIN", "MAX", "LAST"}
-	knownType = []string{"GAUGE"}
+	knownType = []string{"GAUGE", "COUNTER", "DERIVE", "ABSOLUTE", "DCOUNTER", "DDERIVE"}
 )
 
 func (s Spec) check() error {
@@ -78,9 +78,13 @@ func Create(path string, spec Spec) error {
 	if start.IsZero() {
 		start = time.Now().Add(-10 * time.Second)
 	}
+	version := "0003"
+	if slices.ContainsFunc(spec.DS, func(d DS) bool { return d.Type == "DCOUNTER" || d.Type == "DDERIVE" }) {
+		version = "0005" // as rrdtool marks these types, which older versions cannot read
+	}
 	h := &header{
 		layout:  spec.Layout,
-		version: "0003",
+		version: version,
 		step:    uint64(spec.Step / time.Second),
 		ds:      slices.Clone(spec.DS),
 		rra:     slices.Clone(spec.RRA),
@@ -162,6 +166,9 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 		return err
 	}
 	defer f.Close()
+	if err := h.updatable(); err != nil {
+		return fmt.Errorf("rrdfmt: cannot update %s: %w", path, err)
+	}
 	var rows []rowWrite
 	for _, u := range updates {
 		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
@@ -182,6 +189,22 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 	}
 	if _, err := f.WriteAt(h.encode(), 0); err != nil {
 		return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// updatable refuses a file made by rrdtool with features whose update rules rrdfmt does
+// not have (COMPUTE data sources, Holt-Winters archives), rather than updating it wrongly.
+func (h *header) updatable() error {
+	for _, d := range h.ds {
+		if !slices.Contains(knownType, d.Type) {
+			return fmt.Errorf("data source %s has type %q (supported: %v)", d.Name, d.Type, knownType)
+		}
+	}
+	for i, r := range h.rra {
+		if !slices.Contains(knownCF, r.CF) {
+			return fmt.Errorf("RRA %d has consolidation function %q (supported: %v)", i, r.CF, knownCF)
+		}
 	}
 	return nil
 }

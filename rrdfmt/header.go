@@ -8,7 +8,7 @@ import (
 // DS defines a data source.
 type DS struct {
 	Name      string  // at most 19 characters of [a-zA-Z0-9_-]
-	Type      string  // GAUGE
+	Type      string  // GAUGE, COUNTER, DERIVE, ABSOLUTE, DCOUNTER or DDERIVE
 	Heartbeat uint64  // seconds without an update after which the value is unknown
 	Min, Max  float64 // NaN for unbounded ("U")
 }
@@ -163,8 +163,10 @@ func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
 	}
 	var version string
 	(&codec{b: b, off: 4}).str(&version, 5)
-	if version != "0003" && version != "0004" {
-		return nil, fmt.Errorf("RRD version %q is not supported (only 0003 and 0004)", version)
+	// 0004 and 0005 only mark files that use Holt-Winters smoothing or DCOUNTER/DDERIVE;
+	// the layout is that of 0003.
+	if version != "0003" && version != "0004" && version != "0005" {
+		return nil, fmt.Errorf("RRD version %q is not supported (only 0003 to 0005)", version)
 	}
 	fc := 0.0
 	(&codec{b: b, off: cookieOffset}).double(&fc)

@@ -1,6 +1,6 @@
-// Package rrdfmt reads and writes RRD files in the format of rrdtool (version 0003), in
-// pure Go, with rrdtool's update semantics, so that rrdtool reads what pingmachine writes
-// and pingmachine continues files that rrdtool made.
+// Package rrdfmt reads and writes RRD files in the format of rrdtool (versions 0003 to
+// 0005), in pure Go, with rrdtool's update semantics, so that rrdtool reads what
+// pingmachine writes and pingmachine continues files that rrdtool made.
 //
 // rrdtool writes its C structs to disk as they are in memory, so a file's layout depends
 // on the CPU it was made on: the width of long and time_t and the alignment of doubles.

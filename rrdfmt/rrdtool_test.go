@@ -165,34 +165,42 @@ func TestDumpEquivalence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("step=%v/pings=%d", tt.step, tt.pings), func(t *testing.T) {
-			dir := t.TempDir()
 			start := time.Unix(1_700_000_000-1_700_000_000%int64(tt.step/time.Second), 0)
 			spec := pingmachineSpec(tt.step, tt.pings, start)
-			theirs, ours := filepath.Join(dir, "rrdtool.rrd"), filepath.Join(dir, "rrdfmt.rrd")
-			rrdtool(t, createArgs(theirs, spec)...)
-			if err := Create(ours, spec); err != nil {
-				t.Fatal(err)
-			}
-			if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
-				t.Fatalf("dumps differ right after create:\n%s", firstDiff(got, want))
-			}
-
 			ups := randomUpdates(rand.New(rand.NewPCG(uint64(tt.step), 1)), spec, tt.updates)
-			rrdtoolUpdate(t, theirs, ups)
-			// Ours in batches of varying size, as the daemon and a restart would.
-			for len(ups) > 0 {
-				n := min(len(ups), 1+len(ups)%97)
-				if err := UpdateFile(ours, LP64, ups[:n]...); err != nil {
-					t.Fatal(err)
-				}
-				ups = ups[n:]
-			}
-			if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
-				t.Fatalf("dumps differ after %d updates:\n%s", tt.updates, firstDiff(got, want))
-			}
+			theirs, _ := sameDumps(t, spec, ups, 97)
 			compareFetch(t, theirs, spec)
 		})
 	}
+}
+
+// sameDumps creates spec with rrdtool and with rrdfmt, applies ups to both (rrdtool's own
+// update for the first; ours in batches of varying size below batch, as the daemon and a
+// restart would), and fails unless rrdtool dump of the two is identical after create and
+// after the updates. It returns the two files.
+func sameDumps(t *testing.T, spec Spec, ups []Update, batch int) (theirs, ours string) {
+	t.Helper()
+	dir := t.TempDir()
+	theirs, ours = filepath.Join(dir, "rrdtool.rrd"), filepath.Join(dir, "rrdfmt.rrd")
+	rrdtool(t, createArgs(theirs, spec)...)
+	if err := Create(ours, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+		t.Fatalf("dumps differ right after create:\n%s", firstDiff(got, want))
+	}
+	rrdtoolUpdate(t, theirs, ups)
+	for rest := ups; len(rest) > 0; {
+		n := min(len(rest), 1+len(rest)%batch)
+		if err := UpdateFile(ours, LP64, rest[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+		t.Fatalf("dumps differ after %d updates:\n%s", len(ups), firstDiff(got, want))
+	}
+	return theirs, ours
 }
 
 // compareFetch checks that Fetch of a file returns what rrdtool fetch prints, for each

@@ -3,6 +3,7 @@ package rrdfmt
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"strings"
 )
 
@@ -86,12 +87,12 @@ func (h *header) prepare(values []string, interval float64) ([]float64, error) {
 		}
 		pdpNew[i] = h.layout.unknown()
 		if !strings.HasPrefix(values[i], "U") && hb >= interval {
-			v, ok := parseNumber(values[i])
-			if !ok {
-				return nil, fmt.Errorf("data source %s: %q is not a number", d.Name, values[i])
+			amount, rate, err := h.amount(d, values[i], p.lastDS, interval)
+			if err != nil {
+				return nil, fmt.Errorf("data source %s: %w", d.Name, err)
 			}
-			pdpNew[i] = v * interval
-			if (!math.IsNaN(d.Max) && v > d.Max) || (!math.IsNaN(d.Min) && v < d.Min) {
+			pdpNew[i] = amount
+			if !math.IsNaN(rate) && ((!math.IsNaN(d.Max) && rate > d.Max) || (!math.IsNaN(d.Min) && rate < d.Min)) {
 				pdpNew[i] = h.layout.unknown()
 			}
 		}
@@ -101,6 +102,112 @@ func (h *header) prepare(values []string, interval float64) ([]float64, error) {
 		}
 	}
 	return pdpNew, nil
+}
+
+// amount is what one known reading adds to its data source's PDP ("rate × seconds"), and
+// the rate that is checked against the bounds, by the DS type's rules.
+func (h *header) amount(d DS, value, last string, interval float64) (amount, rate float64, err error) {
+	nan := h.layout.unknown()
+	switch d.Type {
+	case "GAUGE", "ABSOLUTE":
+		v, ok := parseNumber(value)
+		if !ok {
+			return 0, 0, fmt.Errorf("%q is not a number", value)
+		}
+		if d.Type == "GAUGE" {
+			return v * interval, v, nil
+		}
+		return v, v / interval, nil
+	case "COUNTER", "DERIVE":
+		if !simpleInteger(value, d.Type == "DERIVE") {
+			kind := "unsigned"
+			if d.Type == "DERIVE" {
+				kind = "signed"
+			}
+			return 0, 0, fmt.Errorf("not a simple %s integer: %q", kind, value)
+		}
+		if strings.HasPrefix(last, "U") {
+			return nan, nan, nil
+		}
+		diff := integerDiff(value, last)
+		if d.Type == "COUNTER" {
+			// rrdtool's wrap-around correction for 32- and 64-bit counters, with its
+			// constants (the first is 2^32-1, not 2^32).
+			if diff < 0 {
+				diff += 4294967295.0
+			}
+			if diff < 0 {
+				diff += 18446744069414584320.0
+			}
+		}
+		return diff, diff / interval, nil
+	case "DCOUNTER", "DDERIVE":
+		if strings.HasPrefix(last, "U") {
+			return nan, nan, nil
+		}
+		v, ok := parseNumber(value)
+		if !ok {
+			return 0, 0, fmt.Errorf("%q is not a number", value)
+		}
+		old, ok := parseNumber(last)
+		if !ok {
+			return 0, 0, fmt.Errorf("the previous reading %q is not a number", last)
+		}
+		// A DCOUNTER counts one way; a change of direction is a reset.
+		if d.Type == "DCOUNTER" && ((v > 0 && old > v) || (v < 0 && v > old)) {
+			return nan, nan, nil
+		}
+		diff := float64(v - old)
+		return diff, diff / interval, nil
+	}
+	return 0, 0, fmt.Errorf("data source type %q is not supported", d.Type)
+}
+
+// simpleInteger says whether s is only digits, after one leading minus sign if signed.
+func simpleInteger(s string, signed bool) bool {
+	if signed {
+		s = strings.TrimPrefix(s, "-")
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+}
+
+// integerDiff is a - b for two integers written in decimal, exact however many digits
+// they have, converted to a double as rrdtool's rrd_diff does: the digits of the exact
+// difference read by rrdtool's own strtod. It is NaN where rrd_diff gives up: a side
+// without digits, signs that differ, or more digits than a last_ds holds.
+func integerDiff(a, b string) float64 {
+	aNeg, aDigits := splitSign(a)
+	bNeg, bDigits := splitSign(b)
+	if aDigits == "" || bDigits == "" || aNeg != bNeg || max(len(aDigits), len(bDigits)) > lastDSSize {
+		return math.NaN()
+	}
+	x, _ := new(big.Int).SetString(aDigits, 10)
+	y, _ := new(big.Int).SetString(bDigits, 10)
+	d := x.Sub(x, y)
+	negative := d.Sign() < 0
+	v, _ := parseNumber(d.Abs(d).String())
+	if negative {
+		v = -v
+	}
+	if aNeg {
+		v = -v
+	}
+	return v
+}
+
+// splitSign finds rrd_diff's reading of a number: the leading digits after any non-digit
+// prefix, negative when that prefix holds a minus sign.
+func splitSign(s string) (negative bool, digits string) {
+	start := strings.IndexFunc(s, func(r rune) bool { return r >= '0' && r <= '9' })
+	if start < 0 {
+		return strings.Contains(s, "-"), ""
+	}
+	negative = strings.Contains(s[:start], "-")
+	end := start + 1
+	for end < len(s) && isDigit(s[end]) {
+		end++
+	}
+	return negative, s[start:end]
 }
 
 // simpleUpdate accumulates a reading that closes no PDP.
