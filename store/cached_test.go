@@ -8,47 +8,85 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// startCached runs a real rrdcached for one test on a unix socket, restricted to base
-// (-B -b base; absolute paths inside base are accepted). It writes files only on FLUSH
-// (-w 3600), so that the tests see what the store flushes. It returns the socket.
+// startCached runs a real rrdcached for one test on a unix socket and returns the socket.
 func startCached(t *testing.T, base string) string {
+	t.Helper()
+	return newCachedDaemon(t, base).sock
+}
+
+// cachedDaemon is a real rrdcached restricted to base (-B -b base; absolute paths inside
+// base are accepted) that writes files only on FLUSH (-w 3600), so that the tests see
+// what the store flushes. It keeps a journal, so a restart loses nothing it took.
+type cachedDaemon struct {
+	t                         *testing.T
+	base, sock, journal, root string
+	cmd                       *exec.Cmd
+	out                       *bytes.Buffer
+	logs                      []string // output of the runs that ended
+}
+
+func newCachedDaemon(t *testing.T, base string) *cachedDaemon {
 	t.Helper()
 	if _, err := exec.LookPath("rrdcached"); err != nil {
 		t.Fatal("rrdcached is not installed: the tests need it (apt-get install rrdcached)")
 	}
 	root := t.TempDir()
-	sock := filepath.Join(root, "sock")
-	journal := filepath.Join(root, "journal")
-	if err := os.Mkdir(journal, 0o755); err != nil {
+	d := &cachedDaemon{t: t, base: base, root: root, sock: filepath.Join(root, "sock"), journal: filepath.Join(root, "journal")}
+	if err := os.Mkdir(d.journal, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
-	cmd := exec.Command("rrdcached", "-g", "-B", "-b", base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
-		"-j", journal, "-p", filepath.Join(root, "pid"), "-l", "unix:"+sock)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	d.start()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		d.kill()
 		if t.Failed() {
-			t.Logf("rrdcached output:\n%s", log.String())
+			t.Logf("rrdcached output:\n%s", strings.Join(d.logs, "\n-- restarted --\n"))
 		}
 	})
+	return d
+}
+
+func (d *cachedDaemon) start() {
+	d.t.Helper()
+	os.Remove(d.sock) // left behind by a killed daemon
+	d.out = &bytes.Buffer{}
+	d.cmd = exec.Command("rrdcached", "-g", "-B", "-b", d.base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
+		"-j", d.journal, "-p", filepath.Join(d.root, "pid"), "-l", "unix:"+d.sock)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", sock); err == nil {
+		if c, err := net.Dial("unix", d.sock); err == nil {
 			c.Close()
-			return sock
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rrdcached did not start listening; output:\n%s", log.String())
+			d.kill()
+			d.t.Fatalf("rrdcached did not start listening; output:\n%s", d.logs[len(d.logs)-1])
 		}
 	}
+}
+
+// kill ends the daemon as a crash would (SIGKILL).
+func (d *cachedDaemon) kill() { d.stop(syscall.SIGKILL) }
+
+// stop ends the daemon with sig and waits for it: after SIGTERM it has written what it
+// held; after SIGKILL what it took since its journal's last write is lost, as rrdcached
+// keeps its journal in a stdio buffer.
+func (d *cachedDaemon) stop(sig syscall.Signal) {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(sig)
+	d.cmd.Wait()
+	d.logs = append(d.logs, d.out.String())
+	d.cmd = nil
 }
 
 // waitRow polls rrdtool fetch until the row at ts is the wanted one: rrdcached's
@@ -198,4 +236,181 @@ func TestCachedOpenError(t *testing.T) {
 	if _, err := Open(t.Context(), base, Options{RRDCached: "unix:" + filepath.Join(base, "no-socket")}); err == nil {
 		t.Error("Open with an rrdcached that is not there: no error")
 	}
+}
+
+// cachedOutage is a store on a real rrdcached that the test can kill and restart, with
+// the backend's retry pause off so that every write tries the daemon.
+func cachedOutage(t *testing.T) (*testStore, *cachedDaemon, *cached) {
+	t.Helper()
+	base := newBase(t)
+	d := newCachedDaemon(t, base)
+	ts := openStore(t, base, Options{RRDCached: "unix:" + d.sock})
+	b := ts.rrd.(*cached)
+	b.retry = 0
+	return ts, d, b
+}
+
+// TestCachedAway: the rounds written while rrdcached is away are kept and reach main.rrd
+// once it is back: a file's with its next update, another's when the store is closed.
+// The outage and the return are logged once each, and Write reports no error. After a
+// stop the daemon has everything; after a crash the round it took just before is lost
+// with its journal's buffer, which the test leaves out.
+func TestCachedAway(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ts, d, _ := cachedOutage(t)
+			a := Series{ID: "a", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+			b := Series{ID: "b", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+			ts.mustPrepare(t, a)
+			ts.mustPrepare(t, b)
+			rounds := [][]time.Duration{rtts(1, 2), rtts(3, -1), rtts(-1, -1), rtts(4, 5), rtts(6, 7)}
+			var stamps []int64
+			for i, r := range rounds {
+				switch i {
+				case 1:
+					d.stop(sig)
+				case 4:
+					d.start()
+				}
+				ts.clock.Set(now0 + 60*int64(i))
+				stamps = append(stamps, ts.round(t, a, r).Time.Unix())
+				if i < 4 { // b's kept rounds go out only when the store is closed
+					ts.round(t, b, r)
+				}
+			}
+			log := ts.log.String()
+			for msg, want := range map[string]int{"rrdcached cannot be reached": 1, "rrdcached is back": 1, "rrdcached refused": 0, "lost": 0} {
+				if n := strings.Count(log, msg); n != want {
+					t.Errorf("%d log lines with %q, want %d:\n%s", n, msg, want, log)
+				}
+			}
+			if !strings.Contains(log, "kept=6") {
+				t.Errorf("the return does not say how many updates were kept (6):\n%s", log)
+			}
+			if err := ts.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			first := 0
+			if sig == syscall.SIGKILL {
+				first = 1
+			}
+			for i := first; i < len(rounds); i++ {
+				waitRow(t, fmt.Sprintf("a: round %d", i), ts.out("a", "main.rrd"), stamps[i], a.Step, wantRow(rounds[i]))
+				if i < 4 {
+					waitRow(t, fmt.Sprintf("b: round %d", i), ts.out("b", "main.rrd"), stamps[i], b.Step, wantRow(rounds[i]))
+				}
+			}
+		})
+	}
+}
+
+// TestCachedAwayRoom: with the room for kept updates used up, further ones are dropped
+// (logged once, and counted when rrdcached is back); those kept still arrive.
+func TestCachedAwayRoom(t *testing.T) {
+	ts, d, b := cachedOutage(t)
+	se := Series{ID: "room", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+	ts.mustPrepare(t, se)
+	d.kill()
+	b.room = 2 * len("1699999860:0:1.000000e-03:1.000000e-03:2.000000e-03") // two updates
+	var stamps []int64
+	for i := range 5 {
+		ts.clock.Set(now0 + 60*int64(i))
+		stamps = append(stamps, ts.round(t, se, rtts(1, 2)).Time.Unix())
+	}
+	if n := strings.Count(ts.log.String(), "no room left"); n != 1 {
+		t.Errorf("%d log lines about the full backlog, want 1:\n%s", n, ts.log.String())
+	}
+	d.start()
+	ts.clock.Set(now0 + 300)
+	ts.round(t, se, rtts(3, 4)) // unknown: it follows a gap beyond the heartbeat
+	ts.clock.Set(now0 + 360)
+	last := ts.round(t, se, rtts(3, 4)).Time.Unix()
+	if log := ts.log.String(); !strings.Contains(log, "kept=2 dropped=3") {
+		t.Errorf("the return does not count the kept and dropped updates:\n%s", log)
+	}
+	if err := ts.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	path := ts.out(se.ID, "main.rrd")
+	waitRow(t, "the round after the outage", path, last, se.Step, wantRow(rtts(3, 4)))
+	for i, st := range stamps {
+		row := fetchRow(t, path, st, se.Step)
+		if kept := i < 2; kept == math.IsNaN(row[0]) {
+			t.Errorf("round %d (kept %v): row %v", i, kept, row)
+		}
+	}
+}
+
+// TestCachedAwayAtClose: updates still kept when the store closes with rrdcached away
+// are reported lost, in one error and without a log line per file.
+func TestCachedAwayAtClose(t *testing.T) {
+	ts, d, _ := cachedOutage(t)
+	var series []Series
+	for _, id := range []string{"x", "y", "z"} {
+		se := Series{ID: id, Step: time.Minute, Pings: 1, RRDTemplate: "smokeping"}
+		ts.mustPrepare(t, se)
+		series = append(series, se)
+	}
+	d.kill()
+	for i := range 2 {
+		ts.clock.Set(now0 + 60*int64(i))
+		for _, se := range series {
+			ts.round(t, se, rtts(1))
+		}
+	}
+	err := ts.Close()
+	if err == nil || !strings.Contains(err.Error(), "4 updates of 2 files, kept while it was away, are lost") {
+		t.Errorf("Close: %v, want the loss of the 4 kept updates of the other 2 files", err)
+	}
+	log := ts.log.String()
+	if n := strings.Count(log, "flushing through rrdcached"); n != 1 || !strings.Contains(log, "2 updates kept while rrdcached was away are lost") {
+		t.Errorf("want one log line for the flushes at close, with the 2 updates of its file:\n%s", log)
+	}
+}
+
+// TestCachedReplayRefused: a kept update the daemon already has (its answer was lost with
+// the connection, say) is dropped quietly, and what comes after it goes on.
+func TestCachedReplayRefused(t *testing.T) {
+	ts, _, b := cachedOutage(t)
+	se := Series{ID: "r", Step: time.Minute, Pings: 1, RRDTemplate: "smokeping"}
+	ts.mustPrepare(t, se)
+	first := ts.round(t, se, rtts(1)).Time.Unix()
+	path := ts.out(se.ID, "main.rrd")
+	line := func(sec int64, rtt string) string { return fmt.Sprintf("%d:0:%s:%s", sec, rtt, rtt) }
+
+	b.backlog[path] = []string{line(first, "1.000000e-03"), line(first+60, "2.000000e-03")}
+	ts.clock.Set(now0 + 120)
+	third := ts.round(t, se, rtts(3)).Time.Unix()
+	if log := ts.log.String(); strings.Contains(log, "refused") {
+		t.Errorf("the update rrdcached already had is logged:\n%s", log)
+	}
+
+	if err := ts.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitRow(t, "the kept round", path, first+60, se.Step, wantRow(rtts(2)))
+	checkRow(t, "the round after it", fetchRow(t, path, third, se.Step), wantRow(rtts(3)))
+}
+
+// TestCachedReplayNoFile: a kept update for a file that is gone is refused by rrdcached,
+// logged by name and dropped; the round that follows goes into a new file.
+func TestCachedReplayNoFile(t *testing.T) {
+	ts, _, b := cachedOutage(t)
+	se := Series{ID: "gone", Step: time.Minute, Pings: 1, RRDTemplate: "smokeping"}
+	ts.mustPrepare(t, se)
+	path := ts.out(se.ID, "main.rrd")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	kept := fmt.Sprintf("%d:0:1.000000e-03:1.000000e-03", now0-now0%60-60)
+	b.backlog[path] = []string{kept}
+	ts.clock.Set(now0 + 60)
+	res := ts.round(t, se, rtts(5))
+	if log := ts.log.String(); strings.Count(log, "rrdcached refused an update") != 1 || !strings.Contains(log, kept) {
+		t.Errorf("want one log line naming the refused update %q:\n%s", kept, log)
+	}
+	if err := ts.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitRow(t, "the round after it", path, res.Time.Unix(), se.Step, wantRow(rtts(5)))
 }

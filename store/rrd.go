@@ -1,16 +1,12 @@
 package store
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"pingmachine/rrdfmt"
-	"pingmachine/rrdfmt/rrdcached"
 )
 
 // rrdSpec is the Perl version's main.rrd: loss, median and one data source per ping,
@@ -94,78 +90,3 @@ func unusable(err error) bool {
 }
 
 func (files) close() error { return nil }
-
-// cached sends creates and updates to an rrdcached.
-type cached struct {
-	c       *rrdcached.Client
-	timeout time.Duration
-}
-
-func dialCached(ctx context.Context, addr string) (*cached, error) {
-	c, err := rrdcached.Dial(ctx, addr)
-	if err != nil {
-		return nil, fmt.Errorf("store: rrdcached at %s: %w", addr, err)
-	}
-	if err := c.Ping(ctx); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("store: rrdcached at %s: %w", addr, err)
-	}
-	return &cached{c: c, timeout: 10 * time.Second}, nil
-}
-
-func (b *cached) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), b.timeout)
-}
-
-func (b *cached) create(path string, spec rrdfmt.Spec) error {
-	defs := make([]string, 0, len(spec.DS)+len(spec.RRA))
-	bound := func(v float64) string {
-		if math.IsNaN(v) {
-			return "U"
-		}
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-	for _, d := range spec.DS {
-		defs = append(defs, fmt.Sprintf("DS:%s:%s:%d:%s:%s", d.Name, d.Type, d.Heartbeat, bound(d.Min), bound(d.Max)))
-	}
-	for _, r := range spec.RRA {
-		defs = append(defs, fmt.Sprintf("RRA:%s:%s:%d:%d", r.CF, strconv.FormatFloat(r.XFF, 'f', -1, 64), r.PDPs, r.Rows))
-	}
-	ctx, cancel := b.ctx()
-	defer cancel()
-	return b.c.Create(ctx, path, spec.Step, spec.Start, true, defs...)
-}
-
-func (b *cached) update(path string, u rrdfmt.Update) error {
-	ctx, cancel := b.ctx()
-	defer cancel()
-	return b.c.Update(ctx, path, strconv.FormatInt(u.Time.Unix(), 10)+":"+strings.Join(u.Values, ":"))
-}
-
-func (b *cached) flush(path string) error {
-	ctx, cancel := b.ctx()
-	defer cancel()
-	if err := b.c.Flush(ctx, path); err != nil {
-		return err
-	}
-	// The file is about to be renamed: the daemon must forget it, or it would refuse
-	// the updates of a new file at this path that are older than the old file's last.
-	return b.c.Batch(ctx, "FORGET "+rrdcached.Quote(path))
-}
-
-// corrupt recognises rrdtool's messages, which rrdcached passes on: "is not an RRD
-// file", and a missing file (rrdcached reports it as text, not as an errno).
-func (b *cached) corrupt(err error) bool {
-	var e *rrdcached.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return strings.Contains(e.Msg, "is not an RRD file") || strings.Contains(e.Msg, "another architecture")
-}
-
-func (b *cached) close() error {
-	ctx, cancel := b.ctx()
-	defer cancel()
-	ferr := b.c.FlushAll(ctx)
-	return errors.Join(ferr, b.c.Close())
-}

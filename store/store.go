@@ -81,7 +81,7 @@ func Open(ctx context.Context, base string, opt Options) (*Store, error) {
 		seed:    maphash.MakeSeed(),
 	}
 	if opt.RRDCached != "" {
-		b, err := dialCached(ctx, opt.RRDCached)
+		b, err := dialCached(ctx, opt.RRDCached, log)
 		if err != nil {
 			return nil, err
 		}
@@ -108,6 +108,9 @@ func (s *Store) Close() error {
 		for _, p := range paths {
 			if err := s.rrd.flush(p); err != nil {
 				s.log.Warn("flushing through rrdcached", "file", p, "err", err)
+				if unreachable(err) {
+					break // the rest would fail alike; close reports what is lost
+				}
 			}
 		}
 	}
