@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -22,6 +23,8 @@ import (
 
 	"pingmachine/orders"
 	"pingmachine/pinger"
+	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/schedule"
 	"pingmachine/store"
 	"pingmachine/store/telegraf"
 )
@@ -30,6 +33,10 @@ import (
 const (
 	exitFailed = 1 // could not start: the lock is held, the base directory is unusable, ...
 )
+
+// maxRuns bounds the external probe programs running at once; rounds beyond it wait for
+// a slot.
+const maxRuns = 64
 
 // newLogger returns the daemon's structured logger on stderr.
 func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
@@ -123,11 +130,11 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		return err
 	}
 
-	tools := toolPaths{httping: c.httping, scion: c.scionDir}
-	// Everything below stops in order: no new rounds, the engine, the writers, then
-	// telegraf and the RRD backend, so that every measured round is written.
+	// Everything below stops in order: no new rounds, the engine's and the programs'
+	// rounds ended and their results written, then telegraf and the RRD backend, so that
+	// every measured round is written.
 	work, stopWork := context.WithCancel(context.Background())
-	var engineDone, schedDone, writersDone, sinkDone sync.WaitGroup
+	var engineDone, schedDone, watchDone, sinkDone sync.WaitGroup
 	engineDone.Go(func() {
 		if err := engine.Run(work); err != nil {
 			log.Error("ICMP engine", "err", err)
@@ -137,13 +144,14 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	if sink != nil {
 		sinkDone.Go(func() { sink.Run(sinkCtx) })
 	}
-	w := newWriters(st, runtime.GOMAXPROCS(0), log)
-	writersDone.Go(w.run)
-	sched := newScheduler(work, engine, tools, st, w, log)
-	schedDone.Go(func() { sched.run(work) })
+	sched := schedule.New(schedule.Config{
+		Engine: engine, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
+		HTTPing: c.httping, SCIONDir: c.scionDir, Writers: runtime.GOMAXPROCS(0), Logger: log,
+	})
+	schedDone.Go(func() { sched.Run(work) })
 	watcher := orders.NewWatcher(base, sched, orders.Options{Logger: log})
 	watchErr := make(chan error, 1)
-	schedDone.Go(func() { watchErr <- watcher.Watch(work) })
+	watchDone.Go(func() { watchErr <- watcher.Watch(work) })
 
 	log.Info("pingmachine started", "basedir", base, "pid", os.Getpid())
 	var runErr error
@@ -162,10 +170,9 @@ loop:
 		}
 	}
 	stopWork()
+	watchDone.Wait()
 	schedDone.Wait()
 	engineDone.Wait()
-	w.close()
-	writersDone.Wait()
 	stopSink()
 	sinkDone.Wait()
 	if err := st.Close(); err != nil {

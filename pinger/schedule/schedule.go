@@ -1,0 +1,467 @@
+// Package schedule is pingmachine's step clock: it turns orders into rounds, hands each
+// round to its probe (the ICMP engine, or an external program through an adapter) at its
+// place in the step, and hands each finished round to the store.
+//
+// One rule covers every probe: a round is written exactly when it was measured to the
+// end for the order version it started with. A round cut short by shutdown, or whose
+// order was removed or changed in what it measures (probe, target, step, pings) while it
+// ran, is dropped and never written as loss. Rounds that could not be measured at all
+// for a reason that lies with the target (a host that does not resolve, a route the
+// engine refuses) are written as full loss, with the reason logged once.
+//
+// The scheduler talks to its probes, the store and the resolver through the small
+// interfaces below. Its clock is the time package's; its tests run it inside a
+// testing/synctest bubble, where that clock is a fake one that moves only when every
+// goroutine waits.
+package schedule
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"pingmachine/orders"
+	"pingmachine/pinger"
+	"pingmachine/pinger/adapter"
+	"pingmachine/store"
+)
+
+// Engine measures ICMP rounds: *pinger.Engine. It must be stopped by the context that
+// stops the Scheduler, so that it ends every round it holds (with pinger.ErrClosed).
+type Engine interface {
+	Submit(r *pinger.Round) error
+}
+
+// Runner runs an external probe program for one round: *adapter.Runner.
+type Runner interface {
+	Run(ctx context.Context, t adapter.Tool, r adapter.Round, deadline time.Time) adapter.Result
+}
+
+// Store keeps the orders' outputs: *store.Store.
+type Store interface {
+	Prepare(se store.Series) error
+	Write(r store.Result) error
+	Archive(id string) error
+	Reconcile(present map[string]bool)
+}
+
+// Resolver looks up host names: *net.Resolver.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Scheduling constants.
+const (
+	// lead is how long before its start a round is handed to its probe; the engine
+	// times the first ping itself, so lead absorbs the scheduler's own latency.
+	lead = 100 * time.Millisecond
+	// firstRoundSpread spreads the first rounds of orders that arrive while running, so
+	// that a new order is pinged within about a second but a thousand of them together
+	// do not start in the same millisecond.
+	firstRoundSpread = time.Second
+	// lookupEvery is how long a host name's address is used before it is looked up
+	// again.
+	lookupEvery = 5 * time.Minute
+	// maxLookups bounds the host name lookups under way at once.
+	maxLookups = 16
+	// toolDeadline is the share of the step after which an external program is killed,
+	// so that a hanging one never meets the next round.
+	toolDeadline = 0.9
+)
+
+// Config wires a Scheduler to its probes, its store and its resolver.
+type Config struct {
+	Engine   Engine
+	Runner   Runner
+	Store    Store
+	Resolver Resolver
+	// HTTPing is the httping program: a path, or a name looked up in PATH.
+	HTTPing string
+	// SCIONDir is the SCION directory ($SC), whose bin/ holds scmp_fping and pingpong.
+	SCIONDir string
+	// Writers is the number of goroutines writing results; 0 means 1.
+	Writers int
+	Logger  *slog.Logger // nil discards
+}
+
+// Scheduler runs every order's rounds on the step clock. It is the orders.Handler of the
+// order watcher; its methods are safe for concurrent use.
+type Scheduler struct {
+	cfg     Config
+	log     *slog.Logger
+	writers *writers
+	lookups chan struct{}
+
+	mu      sync.Mutex
+	jobs    map[string]*job
+	queue   jobQueue // jobs waiting for their next round, earliest first
+	running bool     // the first scan is over: new orders start within a second
+	wake    chan struct{}
+
+	inFlight   sync.WaitGroup // rounds started and not yet finished
+	goroutines sync.WaitGroup // lookups and external program runs
+}
+
+// job is one order's schedule and its reusable round.
+type job struct {
+	order *orders.Order // the current version
+	phase time.Duration // where in each step its rounds start
+	next  time.Time     // start of the next round, when queued
+	index int           // in the queue, -1 when not queued
+	last  time.Time     // start of the last round
+	gone  bool          // removed: its round under way is not written
+
+	// started is the order version whose round is under way, nil when none is.
+	started *orders.Order
+
+	round    pinger.Round
+	addr     netip.Addr // the resolved host
+	resolved time.Time  // when addr was looked up; zero for an address literal
+	lastErr  string     // the last problem logged, so that each is logged once
+}
+
+// New returns a Scheduler; Run starts it.
+func New(cfg Config) *Scheduler {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{
+		cfg:     cfg,
+		log:     log,
+		writers: newWriters(cfg.Store, cfg.Writers, log),
+		lookups: make(chan struct{}, maxLookups),
+		jobs:    make(map[string]*job),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Run starts rounds as they come due until ctx is done. It then starts no more, waits
+// until every round under way has ended (the engine must stop with the same ctx),
+// writes every result measured, and returns.
+func (s *Scheduler) Run(ctx context.Context) {
+	var writing sync.WaitGroup
+	writing.Go(s.writers.run)
+	s.loop(ctx)
+	s.goroutines.Wait()
+	s.inFlight.Wait()
+	s.writers.close()
+	writing.Wait()
+}
+
+func (s *Scheduler) loop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		wait := time.Hour
+		now := time.Now()
+		for s.queue.Len() > 0 {
+			j := s.queue[0]
+			if d := j.next.Sub(now) - lead; d > 0 {
+				wait = d
+				break
+			}
+			heap.Pop(&s.queue)
+			s.start(ctx, j)
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// Update starts an order, or changes a known one.
+func (s *Scheduler) Update(o *orders.Order) {
+	if err := s.cfg.Store.Prepare(seriesOf(o)); err != nil {
+		s.log.Error("preparing output", "id", o.ID, "err", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[o.ID]
+	verb := "changed order"
+	if j == nil {
+		j = &job{index: -1}
+		j.round.Done = s.roundDone(j)
+		s.jobs[o.ID] = j
+		verb = "new order"
+	}
+	s.log.Info(verb, "id", o.ID, "user", o.User, "target", o.Target(), "step", int(o.Step/time.Second), "pings", o.Pings)
+	old := j.order
+	j.order = o
+	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) {
+		j.addr, j.resolved, j.lastErr = netip.Addr{}, time.Time{}, ""
+	}
+	if old != nil && old.Step == o.Step {
+		return
+	}
+	j.phase = phaseOf(o.ID, o.Step)
+	if j.started != nil {
+		return // finish queues the next round, with the new step
+	}
+	next := slotAfter(time.Now(), o.Step, j.phase, j.last)
+	if s.running && old == nil {
+		next = time.Now().Add(time.Duration(hashOf(o.ID) % uint64(firstRoundSpread)))
+	}
+	s.enqueue(j, next)
+}
+
+// Remove stops an order and archives its output. A round under way is not written.
+func (s *Scheduler) Remove(id string, why orders.Reason) {
+	s.mu.Lock()
+	if j := s.jobs[id]; j != nil {
+		j.gone = true
+		if j.index >= 0 {
+			heap.Remove(&s.queue, j.index)
+		}
+		delete(s.jobs, id)
+		s.log.Info("removed order", "id", id, "reason", why.String())
+	}
+	s.mu.Unlock()
+	if err := s.cfg.Store.Archive(id); err != nil {
+		s.log.Error("archiving output", "id", id, "err", err)
+	}
+}
+
+// Scanned reconciles output/ with the orders once, after the first scan.
+func (s *Scheduler) Scanned(ids map[string]bool) {
+	s.mu.Lock()
+	first := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if first {
+		s.cfg.Store.Reconcile(ids)
+	}
+}
+
+func seriesOf(o *orders.Order) store.Series {
+	return store.Series{
+		ID: o.ID, Step: o.Step, Pings: o.Pings, RRDTemplate: o.RRDTemplate,
+		Measurement: o.Telegraf.Measurement, Tags: o.Telegraf.Tags,
+	}
+}
+
+// enqueue queues j's next round at at. s.mu is held.
+func (s *Scheduler) enqueue(j *job, at time.Time) {
+	j.next = at
+	if j.index >= 0 {
+		heap.Fix(&s.queue, j.index)
+	} else {
+		heap.Push(&s.queue, j)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start begins a round of j at j.next. s.mu is held.
+func (s *Scheduler) start(ctx context.Context, j *job) {
+	o := j.order
+	j.started, j.last = o, j.next
+	s.inFlight.Add(1)
+	if o.FPing == nil {
+		s.goroutines.Go(func() { s.runTool(ctx, j, o, j.last) })
+		return
+	}
+	gap, timeout := o.Timing()
+	r := &j.round
+	r.Source, r.Interface = o.FPing.Source, o.FPing.Interface
+	r.Count, r.Gap, r.Timeout, r.Start = o.Pings, gap, timeout, j.last
+	if addr, err := netip.ParseAddr(o.FPing.Host); err == nil {
+		j.addr = addr
+	}
+	if j.addr.IsValid() && (j.resolved.IsZero() || time.Since(j.resolved) < lookupEvery) {
+		s.submit(j)
+		return
+	}
+	s.goroutines.Go(func() { s.lookUp(ctx, j, o) })
+}
+
+// lookUp finds the address of an order's host name, then submits its round.
+func (s *Scheduler) lookUp(ctx context.Context, j *job, o *orders.Order) {
+	select {
+	case s.lookups <- struct{}{}:
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.finish(j, nil)
+		s.mu.Unlock()
+		return
+	}
+	network := "ip4"
+	if o.FPing.IPv6 {
+		network = "ip6"
+	}
+	lctx, cancel := context.WithTimeout(ctx, min(o.Step/2, 10*time.Second))
+	addrs, err := s.cfg.Resolver.LookupNetIP(lctx, network, o.FPing.Host)
+	cancel()
+	<-s.lookups
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case ctx.Err() != nil || s.cutShort(j):
+		// Stopped or changed while looking up: nothing was measured, nothing is lost.
+		s.finish(j, nil)
+	case err != nil || len(addrs) == 0:
+		if err == nil {
+			err = errors.New("no address")
+		}
+		// An unresolvable host is full loss, not a gap.
+		s.failed(j, "cannot resolve host", err)
+	default:
+		j.addr, j.resolved = addrs[0].Unmap(), time.Now()
+		s.submit(j)
+	}
+}
+
+// submit hands j's round to the engine. s.mu is held.
+func (s *Scheduler) submit(j *job) {
+	j.round.Target = j.addr
+	err := s.cfg.Engine.Submit(&j.round)
+	switch {
+	case errors.Is(err, pinger.ErrClosed):
+		s.finish(j, nil)
+	case err != nil:
+		s.failed(j, "cannot ping", err)
+	}
+}
+
+// failed records a round that could not be measured as full loss. s.mu is held.
+func (s *Scheduler) failed(j *job, what string, err error) {
+	s.logOnce(j, what+"; results are full loss", err)
+	rtts := make([]time.Duration, j.started.Pings)
+	for i := range rtts {
+		rtts[i] = pinger.Lost
+	}
+	s.finish(j, rtts)
+}
+
+// roundDone is j's round's Done function: it takes the finished round from the engine.
+func (s *Scheduler) roundDone(j *job) func(*pinger.Round) {
+	return func(r *pinger.Round) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch {
+		case errors.Is(r.Err, pinger.ErrClosed):
+			// Stopped in the middle: the missing replies are not loss.
+			s.finish(j, nil)
+			return
+		case r.Err != nil && !s.cutShort(j):
+			s.logOnce(j, "cannot send pings", r.Err)
+		case r.Err == nil:
+			j.lastErr = ""
+		}
+		s.finish(j, slices.Clone(r.RTTs))
+	}
+}
+
+// runTool runs one round of a non-ICMP order with its program, from start on.
+func (s *Scheduler) runTool(ctx context.Context, j *job, o *orders.Order, start time.Time) {
+	wait := time.NewTimer(time.Until(start))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.finish(j, nil)
+		s.mu.Unlock()
+		return
+	}
+	gap, timeout := o.Timing()
+	round := adapter.Round{Pings: o.Pings, Interval: gap, Timeout: timeout}
+	deadline := start.Add(time.Duration(float64(o.Step) * toolDeadline))
+	res := s.cfg.Runner.Run(ctx, s.tool(o), round, deadline)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res.Canceled || s.cutShort(j) {
+		s.finish(j, nil)
+		return
+	}
+	switch {
+	case res.Err != nil:
+		// Nothing was measured: no result, and one log line until the cause changes.
+		s.logOnce(j, "cannot run "+o.Probe+"; no results until it can", res.Err, "stderr", res.Stderr)
+		s.finish(j, nil)
+		return
+	case res.Killed:
+		s.logOnce(j, o.Probe+" did not finish in time and was killed", errors.New("deadline"), "stderr", res.Stderr)
+	case res.ExitCode != 0 && allLost(res.RTTs):
+		s.logOnce(j, o.Probe+" failed", fmt.Errorf("exit status %d", res.ExitCode), "stderr", res.Stderr)
+	default:
+		j.lastErr = ""
+	}
+	s.finish(j, res.RTTs)
+}
+
+// tool configures the external program of a non-ICMP order.
+func (s *Scheduler) tool(o *orders.Order) adapter.Tool {
+	if h := o.HTTPing; h != nil {
+		return &adapter.HTTPing{Program: s.cfg.HTTPing, URL: h.URL, UserAgent: h.UserAgent, Proxy: h.Proxy, FailCodes: h.FailCodes}
+	}
+	sc := o.SCION
+	prog, pong := "scmp_fping", o.Probe == "pping"
+	if pong {
+		prog = "pingpong"
+	}
+	return &adapter.SCION{Program: filepath.Join(s.cfg.SCIONDir, "bin", prog), Pong: pong, Host: sc.Host, Source: sc.Source, Flags: sc.Flags}
+}
+
+// cutShort reports whether j's round under way no longer counts: its order was removed,
+// or changed in what the round measures. s.mu is held.
+func (s *Scheduler) cutShort(j *job) bool {
+	return j.gone || !sameMeasurement(j.started, j.order)
+}
+
+// sameMeasurement reports whether a round of order a is also a round of order b: same
+// probe and target, measured the same way at the same step.
+func sameMeasurement(a, b *orders.Order) bool {
+	return a == b || a.Step == b.Step && a.Pings == b.Pings && a.Probe == b.Probe &&
+		reflect.DeepEqual(a.FPing, b.FPing) && reflect.DeepEqual(a.HTTPing, b.HTTPing) &&
+		reflect.DeepEqual(a.SCION, b.SCION)
+}
+
+// finish ends j's round under way: rtts (nil when nothing was measured) are written
+// unless the round was cut short, stamped by the step the round started with, and the
+// next round is queued. Every started round ends here exactly once. s.mu is held.
+func (s *Scheduler) finish(j *job, rtts []time.Duration) {
+	defer s.inFlight.Done()
+	o := j.started
+	j.started = nil
+	if j.gone {
+		return
+	}
+	switch {
+	case rtts == nil:
+	case !sameMeasurement(o, j.order):
+		s.log.Debug("dropping a round of a changed order", "id", o.ID)
+	default:
+		s.writers.add(store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts})
+	}
+	s.enqueue(j, slotAfter(time.Now(), j.order.Step, j.phase, j.last))
+}
+
+// logOnce logs a problem of j unless it is the one logged last. s.mu is held.
+func (s *Scheduler) logOnce(j *job, what string, err error, attrs ...any) {
+	msg := what + ": " + err.Error()
+	if msg == j.lastErr {
+		return
+	}
+	j.lastErr = msg
+	s.log.Warn(what, append([]any{"id", j.order.ID, "target", j.order.Target(), "err", err}, attrs...)...)
+}
+
+func allLost(rtts []time.Duration) bool {
+	return !slices.ContainsFunc(rtts, func(d time.Duration) bool { return d >= 0 })
+}
