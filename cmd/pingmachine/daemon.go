@@ -90,17 +90,8 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	}
 	engine := pinger.New(pinger.Options{Logger: log})
 	openSockets(engine, filepath.Join(base, "orders"), log)
-	if err := dropBounding(); err != nil {
-		log.Warn("capabilities stay in the bounding set", "err", err)
-	}
-	if c.user != "" {
-		if err := switchUser(c.user); err != nil {
-			return err
-		}
-		log.Info("switched user", "user", c.user)
-	}
-	if err := dropCapabilities(); err != nil {
-		log.Warn("capabilities not dropped", "err", err)
+	if err := dropPrivileges(c.user, log); err != nil {
+		return err
 	}
 
 	if err := os.MkdirAll(base, 0o755); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -473,9 +474,8 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 		if !exists(d.path("archive", "keep", "main.step2.pings2.rrd")) {
 			t.Error("the kept old RRD was not archived with the output")
 		}
-		if !strings.Contains(d.logs.String(), "rescanning orders") {
-			t.Error("HUP did not rescan")
-		}
+		// The log is read from a pipe: it may trail what is on disk.
+		d.waitLog("rescanning orders", time.Second)
 	})
 
 	t.Run("lock", func(t *testing.T) {
@@ -1134,22 +1134,33 @@ func tree(t *testing.T, dir string) []string {
 	return names
 }
 
-// TestDaemonUnprivileged runs the daemon as nobody with CAP_NET_RAW as a file capability
-// (setcap) and as an ambient capability (what systemd's AmbientCapabilities does): it
-// pings over raw sockets, and holds no capability once they are open.
-func TestDaemonUnprivileged(t *testing.T) {
+// TestDaemonPrivileges runs the daemon as nobody with CAP_NET_RAW as a file capability
+// (setcap) and as an ambient capability (what systemd's AmbientCapabilities does), and
+// as root with and without --user, each as the Makefile builds it (no cgo) and as a
+// plain `go build` does (cgo). Fail closed: it pings over raw sockets and holds no
+// capability on any thread once they are open, or it refuses to start and says how to
+// build it.
+func TestDaemonPrivileges(t *testing.T) {
 	bin := build(t)
-	capBin := filepath.Join(buildDir, "pingmachine-cap")
-	b, err := os.ReadFile(bin)
+	cgoBin, err := cgoBinary()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("building with cgo (make test installs gcc): %v", err)
 	}
-	if err := os.WriteFile(capBin, b, 0o755); err != nil {
-		t.Fatal(err)
+	withFileCap := func(bin string) string {
+		capBin := bin + "-cap"
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(capBin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("setcap", "cap_net_raw+ep", capBin).CombinedOutput(); err != nil {
+			t.Fatalf("setcap (make test installs libcap2-bin): %v\n%s", err, out)
+		}
+		return capBin
 	}
-	if out, err := exec.Command("setcap", "cap_net_raw+ep", capBin).CombinedOutput(); err != nil {
-		t.Fatalf("setcap (make test installs libcap2-bin): %v\n%s", err, out)
-	}
+	capBin, cgoCapBin := withFileCap(bin), withFileCap(cgoBin)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Fatal(err)
@@ -1157,12 +1168,20 @@ func TestDaemonUnprivileged(t *testing.T) {
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)
 	asNobody := []string{"setpriv", "--reuid=" + nobody.Uid, "--regid=" + nobody.Gid, "--clear-groups"}
+	ambient := append(slices.Clone(asNobody), "--inh-caps=+net_raw", "--ambient-caps=+net_raw")
 	for _, tc := range []struct {
-		name string
-		argv []string
+		name    string
+		argv    []string
+		refused bool
 	}{
-		{"file capability", append(slices.Clone(asNobody), capBin)},
-		{"ambient capability", append(slices.Clone(asNobody), "--inh-caps=+net_raw", "--ambient-caps=+net_raw", bin)},
+		{"file capability", append(slices.Clone(asNobody), capBin), false},
+		{"ambient capability", append(slices.Clone(ambient), bin), false},
+		{"root with --user", []string{bin, "--user", "nobody"}, false},
+		{"cgo/file capability", append(slices.Clone(asNobody), cgoCapBin), true},
+		{"cgo/ambient capability", append(slices.Clone(ambient), cgoBin), true},
+		{"cgo/root", []string{cgoBin}, true},
+		// Leaving root clears every thread's capabilities, with or without cgo.
+		{"cgo/root with --user", []string{cgoBin, "--user", "nobody"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, err := os.MkdirTemp("", "pingmachine-unprivileged-")
@@ -1174,9 +1193,23 @@ func TestDaemonUnprivileged(t *testing.T) {
 			base := filepath.Join(dir, "base")
 			os.Mkdir(base, 0o755)
 			os.Chown(base, uid, gid)
-			d := startDaemonWith(t, func(string, ...string) *exec.Cmd {
+			command := func(string, ...string) *exec.Cmd {
 				return exec.Command(tc.argv[0], append(tc.argv[1:], "--debug", "--basedir", base)...)
-			}, base)
+			}
+			if tc.refused {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, stderr, code := runCmd(t, exec.CommandContext(ctx, tc.argv[0], append(tc.argv[1:], "--debug", "--basedir", base)...))
+				if code != 1 || !strings.Contains(stderr, "refusing to run holding capabilities (") ||
+					!strings.Contains(stderr, "build it with CGO_ENABLED=0") || strings.Contains(stderr, "pingmachine started") {
+					t.Errorf("exit %d, stderr:\n%s\nwant 1 and a refusal that says how to build it", code, stderr)
+				}
+				if exists(filepath.Join(base, "output")) {
+					t.Error("a refused daemon made its output directory")
+				}
+				return
+			}
+			d := startDaemonWith(t, command, base)
 			writeOrder(t, base, "v4", icmpOrder("127.0.0.1", 1, 1, ""))
 			writeOrder(t, base, "v6", icmpOrder("::1", 1, 1, ""))
 			checkLastResult(t, "v4", d.waitResult("v4", 0, 5*time.Second), 1, 1, 0)
@@ -1186,17 +1219,23 @@ func TestDaemonUnprivileged(t *testing.T) {
 					t.Errorf("the log does not say %q", want)
 				}
 			}
-			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-			if err != nil {
-				t.Fatal(err)
+			threads, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", d.cmd.Process.Pid))
+			if err != nil || len(threads) < 2 {
+				t.Fatalf("threads of the daemon: %v %v", threads, err)
 			}
-			got := procStatus(t, string(status), append([]string{"Uid"}, capFields...)...)
-			if got["Uid"] != strings.Repeat(nobody.Uid+"\t", 3)+nobody.Uid {
-				t.Errorf("Uid %q, want nobody's", got["Uid"])
-			}
-			for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
-				if got[f] != "0000000000000000" {
-					t.Errorf("%s = %q, want no capability", f, got[f])
+			for _, th := range threads {
+				status, err := os.ReadFile(th)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := procStatus(t, string(status), append([]string{"Uid"}, capFields...)...)
+				if got["Uid"] != strings.Repeat(nobody.Uid+"\t", 3)+nobody.Uid {
+					t.Errorf("%s: Uid %q, want nobody's", th, got["Uid"])
+				}
+				for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+					if got[f] != "0000000000000000" {
+						t.Errorf("%s: %s = %q, want no capability", th, f, got[f])
+					}
 				}
 			}
 		})

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,20 +20,27 @@ import (
 // binary builds the pingmachine binary once per test run, world-executable so that
 // tests can run it as an unprivileged user, without cgo as the Makefile builds it (the
 // daemon drops the capabilities of all its threads, which needs that).
-var binary = sync.OnceValues(func() (string, error) {
+var binary = sync.OnceValues(func() (string, error) { return buildBinary("pingmachine", false) })
+
+// cgoBinary is the binary as a plain `go build` makes it where a C compiler is found:
+// with cgo, which cannot drop capabilities from every thread.
+var cgoBinary = sync.OnceValues(func() (string, error) { return buildBinary("pingmachine-cgo", true) })
+
+func buildBinary(name string, cgo bool) (string, error) {
 	if err := os.Chmod(buildDir, 0o755); err != nil {
 		return "", err
 	}
-	dir := buildDir
-	bin := filepath.Join(dir, "pingmachine")
+	bin := filepath.Join(buildDir, name)
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", errors.New(string(out))
+	if cgo {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build (CGO_ENABLED %v): %v\n%s", cgo, err, out)
 	}
 	return bin, nil
-})
+}
 
 // buildDir holds the binary for the whole run; TestMain removes it.
 var buildDir string
