@@ -247,10 +247,23 @@ func (w *Watcher) scan() {
 
 // walk checks every order file under dir, marking them seen.
 func (w *Watcher) walk(dir string) {
+	walkFiles(dir, func(path string) {
+		if id, ok := w.id(path); ok {
+			w.check(id, path)
+		}
+	}, func(path string, err error) {
+		w.log.Warn("reading orders", "path", path, "err", err)
+	})
+}
+
+// walkFiles calls file for every name below dir that may be an order file: not a
+// directory, and neither it nor a directory above it (below dir) ignored. Errors other
+// than a vanished file go to warn.
+func walkFiles(dir string, file func(path string), warn func(path string, err error)) {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				w.log.Warn("reading orders", "path", path, "err", err)
+				warn(path, err)
 			}
 			return nil
 		}
@@ -263,14 +276,36 @@ func (w *Watcher) walk(dir string) {
 			}
 			return nil
 		}
-		if d.IsDir() {
-			return nil
-		}
-		if id, ok := w.id(path); ok {
-			w.check(id, path)
+		if !d.IsDir() {
+			file(path)
 		}
 		return nil
 	})
+}
+
+// Load reads the valid orders below base/orders once, as the Watcher's first scan
+// finds them, without telegraf settings; invalid files are skipped (the Watcher reports
+// them). The daemon opens the sockets they need with it before it drops privileges.
+func Load(base string) []*Order {
+	w := &Watcher{orders: filepath.Join(base, "orders")}
+	var found []*Order
+	walkFiles(w.orders, func(path string) {
+		id, ok := w.id(path)
+		if !ok {
+			return
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+			return
+		}
+		data, err := readLimited(path)
+		if err != nil {
+			return
+		}
+		if o, err := Parse(filepath.Join("orders", filepath.FromSlash(id)), id, data); err == nil {
+			found = append(found, o)
+		}
+	}, func(string, error) {})
+	return found
 }
 
 // id is the order id of a path below orders/.

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -89,7 +88,7 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		return fmt.Errorf("base directory %s: %w", c.basedir, err)
 	}
 	engine := pinger.New(pinger.Options{Logger: log})
-	openSockets(engine, filepath.Join(base, "orders"), log)
+	openSockets(engine, base, log)
 	if err := dropPrivileges(c.user, log); err != nil {
 		return err
 	}
@@ -178,35 +177,18 @@ loop:
 // source and interface that an order present now asks for. Orders that arrive later
 // with another source or interface get unprivileged datagram sockets if the system
 // allows them, and full loss with the reason logged otherwise.
-func openSockets(engine *pinger.Engine, ordersDir string, log *slog.Logger) {
+func openSockets(engine *pinger.Engine, base string, log *slog.Logger) {
 	type key struct {
 		v6     bool
 		source netip.Addr
 		iface  string
 	}
 	keys := map[key]bool{{v6: false}: true, {v6: true}: true}
-	filepath.WalkDir(ordersDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || path == ordersDir {
-			return nil
-		}
-		if orders.Ignored(d.Name()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !d.Type().IsRegular() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		if o, err := orders.Parse(path, path, data); err == nil && o.FPing != nil {
+	for _, o := range orders.Load(base) {
+		if o.FPing != nil {
 			keys[key{o.FPing.IPv6, o.FPing.Source, o.FPing.Interface}] = true
 		}
-		return nil
-	})
+	}
 	for k := range keys {
 		if err := engine.Open(k.v6, k.source, k.iface); err != nil {
 			// A host without IPv6 still pings over IPv4; the rounds that need a missing
