@@ -67,9 +67,9 @@ const (
 	// that a new order is pinged within about a second but a thousand of them together
 	// do not start in the same millisecond.
 	firstRoundSpread = time.Second
-	// lookupEvery is how long a host name's address is used before it is looked up
+	// resolveEvery is how long a host name's address is used before it is looked up
 	// again.
-	lookupEvery = 5 * time.Minute
+	resolveEvery = 5 * time.Minute
 	// maxLookups bounds the host name lookups under way at once.
 	maxLookups = 16
 	// toolDeadline is the share of the step after which an external program is killed,
@@ -283,15 +283,15 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	if addr, err := netip.ParseAddr(o.FPing.Host); err == nil {
 		j.addr = addr
 	}
-	if j.addr.IsValid() && (j.resolved.IsZero() || time.Since(j.resolved) < lookupEvery) {
+	if j.addr.IsValid() && (j.resolved.IsZero() || time.Since(j.resolved) < resolveEvery) {
 		s.submit(j)
 		return
 	}
-	s.goroutines.Go(func() { s.lookUp(ctx, j, o) })
+	s.goroutines.Go(func() { s.resolve(ctx, j, o) })
 }
 
-// lookUp finds the address of an order's host name, then submits its round.
-func (s *Scheduler) lookUp(ctx context.Context, j *job, o *orders.Order) {
+// resolve finds the address of an order's host name, then submits its round.
+func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 	select {
 	case s.lookups <- struct{}{}:
 	case <-ctx.Done():

@@ -312,7 +312,7 @@ func TestLookups(t *testing.T) {
 			sleepUntil(start.Add(35 * time.Second)) // a measured round
 			w.resolver.set(func(r *fakeResolver) { delete(r.addrs, "gw.test") })
 			// The address is used for five minutes; the lookup after that finds nothing.
-			sleepUntil(start.Add(35*time.Second + lookupEvery))
+			sleepUntil(start.Add(35*time.Second + resolveEvery))
 			w.shutdown()
 			got := w.store.written()
 			if len(got) < 34 {
