@@ -273,7 +273,8 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	j.started, j.last = o, j.next
 	s.inFlight.Add(1)
 	if o.FPing == nil {
-		s.goroutines.Go(func() { s.runTool(ctx, j, o, j.last) })
+		start := j.last
+		s.goroutines.Go(func() { s.runTool(ctx, j, o, start) })
 		return
 	}
 	gap, timeout := o.Timing()

@@ -244,7 +244,7 @@ func TestOrderBackWhileItsOldRoundRuns(t *testing.T) {
 		if len(rounds) != 2 || rounds[1].start.Sub(back) >= firstRoundSpread {
 			t.Fatalf("rounds %v after the order came back at %v, want a second one within %v", rounds, back, firstRoundSpread)
 		}
-		sleepUntil(rounds[1].end())
+		sleepUntil(rounds[1].end().Add(time.Millisecond))
 		w.shutdown()
 		got := w.store.written()
 		if len(got) != 1 || !got[0].Time.Equal(store.Stamp(rounds[1].start, o.Step)) {
@@ -380,9 +380,11 @@ func TestLookups(t *testing.T) {
 				w.s.Update(icmpOrder(t, fmt.Sprintf("o%d", i), fmt.Sprintf("h%d.test", i), 60, 2))
 			}
 			sleepUntil(time.Now().Add(2 * time.Second))
-			if w.resolver.most != maxLookups {
-				t.Errorf("%d lookups at once, want %d", w.resolver.most, maxLookups)
-			}
+			w.resolver.set(func(r *fakeResolver) {
+				if r.most != maxLookups {
+					t.Errorf("%d lookups at once, want %d", r.most, maxLookups)
+				}
+			})
 			w.shutdown()
 			if got := w.store.written(); len(got) != 0 {
 				t.Errorf("rounds waiting for a lookup at shutdown were written: %s", describeResults(got))
