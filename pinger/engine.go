@@ -91,6 +91,10 @@ type Engine struct {
 	cookie uint64
 	idBase uint16 // raw socket k uses identifiers from idBase + k*idsPerRawSocket
 	wake   chan struct{}
+	// openIn, if set, runs the function that opens each socket. Tests set it to a network
+	// namespace's Do, so that every socket is opened inside that namespace: also those a
+	// group adds from the engine's own goroutines when it runs out of identifiers.
+	openIn func(open func() error) error
 
 	mu         sync.Mutex
 	running    bool
@@ -482,7 +486,7 @@ func (e *Engine) open(key socketKey) (*socket, error) {
 	}
 	if e.opts.Mode != ModeDatagram && e.rawDenied == nil {
 		base := e.idBase + uint16(e.rawSockets%(blockSlots/idsPerRawSocket))*idsPerRawSocket
-		s, err := openSocket(key, false, base, e.opts.RecvBuffer)
+		s, err := e.newSocket(key, false, base)
 		if err == nil {
 			e.rawSockets++
 			e.added(s, fam, "raw")
@@ -494,7 +498,7 @@ func (e *Engine) open(key socketKey) (*socket, error) {
 		e.rawDenied = err
 		e.log.Info("raw ICMP sockets not permitted; falling back to unprivileged datagram sockets", "reason", err)
 	}
-	s, err := openSocket(key, true, 0, e.opts.RecvBuffer)
+	s, err := e.newSocket(key, true, 0)
 	if err != nil {
 		if e.rawDenied != nil && permissionDenied(err) {
 			return nil, fmt.Errorf("pinger: %w", errNoSocket(key.v6, e.rawDenied, err))
@@ -503,6 +507,21 @@ func (e *Engine) open(key socketKey) (*socket, error) {
 	}
 	e.added(s, fam, "datagram")
 	return s, nil
+}
+
+// newSocket opens one socket with the engine's receive buffer size, through e.openIn if
+// it is set.
+func (e *Engine) newSocket(key socketKey, datagram bool, idBase uint16) (*socket, error) {
+	if e.openIn == nil {
+		return openSocket(key, datagram, idBase, e.opts.RecvBuffer)
+	}
+	var s *socket
+	err := e.openIn(func() error {
+		var err error
+		s, err = openSocket(key, datagram, idBase, e.opts.RecvBuffer)
+		return err
+	})
+	return s, err
 }
 
 func (e *Engine) added(s *socket, fam, mode string) {

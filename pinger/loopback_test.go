@@ -7,12 +7,47 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"pingmachine/pinger/pingtest"
 )
+
+// allGroups is a net.ipv4.ping_group_range that lets every group open datagram ICMP
+// sockets; the range applies to IPv6 datagram ICMP sockets too.
+const allGroups = "0 2147483647"
 
 // runEngine starts an engine whose Run ends with the test.
 func runEngine(t testing.TB, opts Options) *Engine {
 	t.Helper()
+	return start(t, New(opts))
+}
+
+// runEngineIn starts an engine that opens all its sockets inside ns, whichever goroutine
+// opens them, and whose Run ends with the test.
+func runEngineIn(t testing.TB, opts Options, ns *pingtest.Namespace) *Engine {
+	t.Helper()
 	e := New(opts)
+	e.openIn = ns.Do
+	return start(t, e)
+}
+
+// loopbackEngine starts an engine in mode for a test that pings loopback addresses. Raw
+// sockets are opened where the test runs. Datagram sockets need the process's group in
+// net.ipv4.ping_group_range, which a fresh kernel sets to "1 0" (no group), so their engine
+// opens every socket in a namespace of its own that allows all groups; the host's setting
+// is neither needed nor changed.
+func loopbackEngine(t testing.TB, mode Mode) *Engine {
+	t.Helper()
+	if mode != ModeDatagram {
+		return runEngine(t, Options{Mode: mode})
+	}
+	ns := pingtest.NewNamespace(t)
+	ns.Sysctl(t, "net.ipv4.ping_group_range", allGroups)
+	return runEngineIn(t, Options{Mode: mode}, ns)
+}
+
+// start runs e until the test ends.
+func start(t testing.TB, e *Engine) *Engine {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -54,7 +89,7 @@ func TestLoopback(t *testing.T) {
 	requireRoot(t)
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		t.Run(mode.String(), func(t *testing.T) {
-			e := runEngine(t, Options{Mode: mode})
+			e := loopbackEngine(t, mode)
 			var rounds []*Round
 			for _, a := range []string{"127.0.0.1", "127.0.0.2", "127.3.4.5", "::1"} {
 				rounds = append(rounds, &Round{

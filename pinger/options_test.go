@@ -29,7 +29,7 @@ func TestRoundOptions(t *testing.T) {
 		{"mapped target", Round{Target: netip.MustParseAddr("::ffff:127.0.0.1")}},
 	}
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
-		e := runEngine(t, Options{Mode: mode})
+		e := loopbackEngine(t, mode)
 		for _, tt := range tests {
 			t.Run(mode.String()+"/"+tt.name, func(t *testing.T) {
 				r := tt.r
@@ -136,7 +136,7 @@ func TestSequenceSpaceGrows(t *testing.T) {
 	requireRoot(t)
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		t.Run(mode.String(), func(t *testing.T) {
-			e := runEngine(t, Options{Mode: mode})
+			e := loopbackEngine(t, mode)
 			first := &Round{Target: netip.MustParseAddr("127.0.0.1"), Count: 1, Timeout: time.Second}
 			pingAll(t, e, []*Round{first})
 

@@ -18,7 +18,7 @@ func scripted(t *testing.T, script pingtest.Script, check func(t *testing.T, e *
 	requireRoot(t)
 	link := pingtest.NewLink(t)
 	// Datagram sockets need the process's group in the client namespace's range.
-	link.Client.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	link.Client.Sysctl(t, "net.ipv4.ping_group_range", allGroups)
 	pingtest.StartResponder(t, link.Server, script)
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		for _, fam := range []struct {
@@ -26,39 +26,10 @@ func scripted(t *testing.T, script pingtest.Script, check func(t *testing.T, e *
 			targets func(int) netip.Addr
 		}{{"ipv4", pingtest.Target4}, {"ipv6", pingtest.Target6}} {
 			t.Run(mode.String()+"/"+fam.name, func(t *testing.T) {
-				e := runEngine(t, Options{Mode: mode})
-				check(t, withNamespace{e, link.Client}.engine(t), fam.targets)
+				check(t, runEngineIn(t, Options{Mode: mode}, link.Client), fam.targets)
 			})
 		}
 	}
-}
-
-// withNamespace makes the engine open its sockets inside a namespace: sockets are
-// opened by Submit, so submitting there is enough.
-type withNamespace struct {
-	e  *Engine
-	ns *pingtest.Namespace
-}
-
-func (w withNamespace) engine(t *testing.T) *Engine {
-	t.Helper()
-	// Open the sockets of both families in the namespace with a throwaway round each.
-	var wg sync.WaitGroup
-	err := w.ns.Do(func() error {
-		for _, a := range []string{"127.0.0.1", "::1"} {
-			wg.Add(1)
-			r := &Round{Target: netip.MustParseAddr(a), Count: 1, Timeout: time.Second, Done: func(*Round) { wg.Done() }}
-			if err := w.e.Submit(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("opening sockets in the client namespace: %v", err)
-	}
-	wg.Wait()
-	return w.e
 }
 
 // Script indexes: each target address has its own behaviour.

@@ -2,9 +2,7 @@ package pingtest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os"
 	"testing"
 )
 
@@ -49,12 +47,7 @@ type Link struct {
 // processes that no longer exist are removed first; the new ones are deleted at cleanup.
 func NewLink(t testing.TB) *Link {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root for network namespaces")
-	}
-	removeStale(t)
-
-	group := fmt.Sprintf("%08x", rand.Uint32())
+	group := newGroup(t)
 	l := &Link{
 		Interface:   vethName,
 		Client:      newNamespace(t, group, "c"),

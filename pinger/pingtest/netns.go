@@ -8,13 +8,19 @@
 // kernel's own echo replies are switched off in the server, so every reply that arrives was
 // scripted and a test can compare what it measured with what it asked for exactly.
 //
+// NewNamespace builds a single namespace with only lo, for tests that need a per-namespace
+// setting such as net.ipv4.ping_group_range but no other host: they change it there instead
+// of on the host and ping 127.0.0.1 or ::1 inside.
+//
 // No packet ever leaves the namespaces a test creates: all addresses are in documentation
-// ranges and routed only inside them. Creating namespaces needs root; NewLink skips otherwise.
+// ranges or loopback and routed only inside them. Creating namespaces needs root; NewLink
+// and NewNamespace skip otherwise.
 package pingtest
 
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,8 +44,32 @@ type Namespace struct {
 	Name string // the name as listed by `ip netns`
 }
 
+// NewNamespace creates a network namespace for the test with no interface but lo, which is
+// up with 127.0.0.1/8 and ::1. Settings that the kernel keeps per network namespace, such as
+// net.ipv4.ping_group_range, can be changed there with Sysctl without touching the host's,
+// and the test can ping loopback addresses under them from sockets opened in Do. Like
+// NewLink, it skips the test unless it runs as root, fails it on any other error and
+// deletes the namespace at cleanup.
+func NewNamespace(t testing.TB) *Namespace {
+	t.Helper()
+	return newNamespace(t, newGroup(t), "lo")
+}
+
+// newGroup checks that the test may create namespaces, removes the leftovers of killed
+// test binaries and returns a fresh group name for the namespaces of one NewLink or
+// NewNamespace call.
+func newGroup(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("requires root for network namespaces")
+	}
+	removeStale(t)
+	return fmt.Sprintf("%08x", rand.Uint32())
+}
+
 // newNamespace creates a namespace named after the pid, which tells concurrently running
-// test binaries apart, and group, which tells the links of one binary apart; lo is up.
+// test binaries apart, and group, which tells the links and namespaces of one binary apart;
+// lo is up.
 func newNamespace(t testing.TB, group, role string) *Namespace {
 	t.Helper()
 	ns := &Namespace{Name: fmt.Sprintf("%s%d-%s-%s", namePrefix, os.Getpid(), group, role)}
