@@ -241,8 +241,9 @@ func (r *Round) check() error {
 
 // Run drives the engine until ctx is done: it runs one receive goroutine per socket, the
 // first of which also sends pings and expires deadlines on time. When ctx is done it
-// closes the sockets and completes every pending round, its unanswered pings lost and Err
-// set to ErrClosed.
+// closes the sockets and completes every pending round, its unanswered and unsent pings
+// Lost and its Err an error for which errors.Is(err, ErrClosed) holds; a send error the
+// round had before is wrapped in it too.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
@@ -758,8 +759,12 @@ func (e *Engine) shutdown(wg *sync.WaitGroup) {
 		if rs.r == nil {
 			continue
 		}
+		// ErrClosed comes first, whatever went wrong before: the caller must be able to
+		// tell the pings that were never sent from lost ones.
 		if rs.r.Err == nil {
 			rs.r.Err = ErrClosed
+		} else {
+			rs.r.Err = fmt.Errorf("%w, after: %w", ErrClosed, rs.r.Err)
 		}
 		done = append(done, rs.r)
 		rs.r, rs.g = nil, nil

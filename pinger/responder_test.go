@@ -2,12 +2,15 @@ package pinger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"pingmachine/pinger/pingtest"
 )
@@ -247,31 +250,69 @@ func TestManyRoundsSameTarget(t *testing.T) {
 	}
 }
 
-// TestShutdownCompletesRounds checks that stopping the engine hands back every round.
+// TestShutdownCompletesRounds stops the engine while rounds still have pings to send and
+// checks that it hands back each of them with ErrClosed, so that its caller does not count
+// the pings that were never sent as lost, and that a send error from before the stop is
+// still reported.
 func TestShutdownCompletesRounds(t *testing.T) {
 	requireRoot(t)
-	e := New(Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error)
-	go func() { ran <- e.Run(ctx) }()
-	var wg sync.WaitGroup
-	r := &Round{Target: netip.MustParseAddr("127.0.0.1"), Count: 100, Gap: time.Second, Timeout: time.Second,
-		Done: func(*Round) { wg.Done() }}
-	wg.Add(1)
-	if err := e.Submit(r); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name     string
+		target   string
+		received int   // pings answered before the stop
+		sendErr  error // what the first ping's send fails with, or nil
+	}{
+		{"first ping answered", "127.0.0.1", 1, nil},
+		// lo's broadcast address: sendto refuses it with EACCES on a socket without
+		// SO_BROADCAST, so nothing is sent at all.
+		{"first ping not sent", "127.255.255.255", 0, unix.EACCES},
 	}
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-ran; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	wg.Wait()
-	if r.Err != ErrClosed || r.RTTs[0] == Lost || r.RTTs[99] != Lost {
-		t.Errorf("after shutdown: err %v, first %v, last %v; want ErrClosed, answered, lost", r.Err, r.RTTs[0], r.RTTs[99])
-	}
-	if err := e.Submit(r); err != ErrClosed {
-		t.Errorf("Submit after shutdown = %v, want ErrClosed", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ran := make(chan error, 1)
+			go func() { ran <- e.Run(ctx) }()
+
+			finished := make(chan struct{})
+			r := &Round{
+				Target:  netip.MustParseAddr(tt.target),
+				Count:   100,
+				Gap:     time.Hour, // the second ping is due long after the stop
+				Timeout: time.Second,
+				Done:    func(*Round) { close(finished) },
+			}
+			if err := e.Submit(r); err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				if st := e.Stats(); st.Received+st.SendErrors > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("first ping not settled after 5 s: %+v", e.Stats())
+				}
+			}
+			cancel()
+			if err := <-ran; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			<-finished
+
+			if !errors.Is(r.Err, ErrClosed) {
+				t.Errorf("Err = %v, want ErrClosed", r.Err)
+			}
+			if tt.sendErr != nil && !errors.Is(r.Err, tt.sendErr) {
+				t.Errorf("Err = %v, want it to keep the send error %v", r.Err, tt.sendErr)
+			}
+			if got := r.Received(); got != tt.received || r.RTTs[99] != Lost {
+				t.Errorf("received %d pings, last %v; want %d, lost", got, r.RTTs[99], tt.received)
+			}
+			if err := e.Submit(r); !errors.Is(err, ErrClosed) {
+				t.Errorf("Submit after shutdown = %v, want ErrClosed", err)
+			}
+		})
 	}
 }
 
