@@ -3,6 +3,7 @@ package rrdfmt
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,8 +83,8 @@ func TestGolden(t *testing.T) {
 						continue
 					}
 					_, err := Fetch(golden, l, "AVERAGE", time.Unix(last-600, 0), time.Unix(last, 0), 0)
-					if err == nil || !strings.Contains(err.Error(), layout.String()) {
-						t.Errorf("%s file read as %s: %v, want a refusal naming %s", arch, other, err, layout)
+					if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), layout.String()) {
+						t.Errorf("%s file read as %s: %v, want ErrLayout naming %s", arch, other, err, layout)
 					}
 				}
 			})

@@ -214,8 +214,10 @@ func (b *cached) flush(path string) error {
 	return b.c.Batch(ctx, "FORGET "+rrdcached.Quote(path))
 }
 
-// corrupt recognises rrdtool's messages, which rrdcached passes on: "is not an RRD
-// file", and a missing file (rrdcached reports it as text, not as an errno).
+// corrupt recognises rrdtool's messages for a file it cannot read, which rrdcached passes
+// on: "'<path>' is not an RRD file" and "This RRD was created on another architecture".
+// They arrive as the text of a protocol reply, so, unlike the files backend's errors,
+// there is no Go error to test with errors.Is.
 func (b *cached) corrupt(err error) bool {
 	var e *rrdcached.Error
 	if !errors.As(err, &e) {
