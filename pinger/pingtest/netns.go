@@ -119,7 +119,7 @@ func (ns *Namespace) Command(name string, args ...string) *exec.Cmd {
 // calls t.Fatal if that fails.
 func (ns *Namespace) Sysctl(t testing.TB, key, value string) {
 	t.Helper()
-	// /proc/sys/net resolves against the network namespace of the thread that opens it.
+	// /proc/sys/net shows the settings of the network namespace of the thread that opens it.
 	path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 	err := ns.Do(func() error {
 		return os.WriteFile(path, []byte(value), 0)
