@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pingmachine/pinger/pingtest"
+	"pingmachine/store/storetest"
 )
 
 // scripted runs rounds from the client namespace of a fresh link against a responder in
 // the server namespace, once per socket mode and address family.
 func scripted(t *testing.T, script pingtest.Script, check func(t *testing.T, e *Engine, targets func(int) netip.Addr)) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	link := pingtest.NewLink(t)
 	// Datagram sockets need the process's group in the client namespace's range.
 	link.Client.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
@@ -232,7 +233,7 @@ func TestScripted(t *testing.T) {
 // TestManyRoundsSameTarget checks that rounds to one host share nothing: each gets its
 // own pings and result.
 func TestManyRoundsSameTarget(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	e := runEngine(t, Options{})
 	const n = 50
 	rounds := make([]*Round, n)
@@ -255,7 +256,7 @@ func TestManyRoundsSameTarget(t *testing.T) {
 // the pings that were never sent as lost, and that a send error from before the stop is
 // still reported.
 func TestShutdownCompletesRounds(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	tests := []struct {
 		name     string
 		target   string
@@ -286,14 +287,10 @@ func TestShutdownCompletesRounds(t *testing.T) {
 			if err := e.Submit(r); err != nil {
 				t.Fatalf("Submit: %v", err)
 			}
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-				if st := e.Stats(); st.Received+st.SendErrors > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("first ping not settled after 5 s: %+v", e.Stats())
-				}
-			}
+			storetest.WaitFor(t, "answer or send error of the first ping", 5*time.Second, func() bool {
+				st := e.Stats()
+				return st.Received+st.SendErrors > 0
+			})
 			cancel()
 			if err := <-ran; err != nil {
 				t.Fatalf("Run: %v", err)

@@ -75,7 +75,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				if g, w := formatFetch(fetched), strings.TrimSpace(string(printed)); g != w {
-					t.Errorf("fetch differs from rrdtool's:\n%s", firstDiff([]byte(g), []byte(w)))
+					t.Errorf("fetch differs from rrdtool's:\n%s", firstDiff(g, w))
 				}
 
 				for other, l := range layouts {

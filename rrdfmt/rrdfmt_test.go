@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // TestHeaderSizes checks the struct arithmetic against the sizes measured for rrdtool's
@@ -252,8 +254,8 @@ func TestReadInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := string(rrdtool(t, "info", path))
-	last := strings.TrimSpace(string(rrdtool(t, "last", path)))
+	out := rrdtest.Run(t, "info", path)
+	last := strings.TrimSpace(rrdtest.Run(t, "last", path))
 	for _, want := range []string{
 		"step = " + strconv.Itoa(int(info.Step/time.Second)),
 		"last_update = " + strconv.FormatInt(info.LastUpdate.Unix(), 10),
@@ -286,5 +288,5 @@ func TestLockInterop(t *testing.T) {
 		t.Errorf("rrdtool update while we hold the lock: %v, %s; want a lock error", err, out)
 	}
 	f.Close()
-	rrdtool(t, "update", path, "1700000030:1:2")
+	rrdtest.Run(t, "update", path, "1700000030:1:2")
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"testing"
 )
 
@@ -49,9 +48,7 @@ type Link struct {
 // processes that no longer exist are removed first; the new ones are deleted at cleanup.
 func NewLink(t testing.TB) *Link {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root for network namespaces")
-	}
+	RequireRoot(t)
 	removeStale(t)
 
 	group := fmt.Sprintf("%08x", rand.Uint32())

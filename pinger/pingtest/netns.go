@@ -26,6 +26,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// RequireRoot skips the test unless it runs as root, which raw ICMP sockets, network
+// namespaces and the daemon's privilege tests need.
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root for raw ICMP sockets and network namespaces")
+	}
+}
+
 // netnsDir is where `ip netns` keeps its named namespaces as bind-mounted files.
 const netnsDir = "/run/netns"
 
