@@ -3,7 +3,6 @@ package pinger
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -311,25 +310,4 @@ func TestShutdownCompletesRounds(t *testing.T) {
 			}
 		})
 	}
-}
-
-func ExampleEngine() {
-	e := New(Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go e.Run(ctx)
-	done := make(chan *Round)
-	r := &Round{
-		Target:  netip.MustParseAddr("127.0.0.1"),
-		Count:   3,
-		Gap:     10 * time.Millisecond,
-		Timeout: time.Second,
-		Done:    func(r *Round) { done <- r },
-	}
-	if err := e.Submit(r); err != nil {
-		fmt.Println(err)
-		return
-	}
-	<-done
-	fmt.Println(r.Received(), "of", r.Count, "answered")
 }
