@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"pingmachine/pinger/pingtest"
 )
 
 var (
@@ -35,9 +37,7 @@ const (
 //
 //	go test -run '^$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
 func BenchmarkDaemon(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root for raw ICMP sockets")
-	}
+	pingtest.RequireRoot(b)
 	n := *daemonOrders
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "pingmachine")

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"pingmachine/pinger"
+	"pingmachine/pinger/pingtest"
 )
 
 // loopbackTargets returns n distinct loopback addresses from 127.1.0.1 on.
@@ -32,9 +32,7 @@ func loopbackTargets(n int) []netip.Addr {
 
 func startEngine(b *testing.B) *pinger.Engine {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("needs root for raw ICMP sockets")
-	}
+	pingtest.RequireRoot(b)
 	e := pinger.New(pinger.Options{Mode: pinger.ModeRaw, RecvBuffer: 16 << 20})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -250,7 +250,8 @@ func (p *parser) integer(n *yaml.Node, key, unit string, lo, hi int64) (int64, b
 	return v, true
 }
 
-// boolean reads true/false, or 1/0 and the empty string as Perl's Bool type has them.
+// boolean reads true/false (and YAML 1.1's yes/no and on/off), or 1/0 and the empty
+// string as Perl's Bool type has them.
 func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode {
@@ -265,7 +266,8 @@ func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
 	return false, false
 }
 
-// Probes names the probes an order may use. Only the native ICMP probe exists so far.
+// probes names the probes an order may use: fping, which pingmachine's own ICMP engine
+// serves, and httping, sping and pping, which run external programs.
 var probes = []string{"fping", "httping", "sping", "pping"}
 
 // Parse reads the order with the given id from data. file names it in errors, for
@@ -376,7 +378,8 @@ func (p *parser) order(id string, data []byte) *Order {
 // feasible checks that a round fits its step: the last ping's timeout ends before the
 // next round starts.
 func (p *parser) feasible(o *Order, n *yaml.Node) {
-	// Only an interval can make a round too long: name its line, not the mapping's.
+	// Only the interval can make a round too long, the one set or httping's default of a
+	// second: name the line that sets it, else the mapping's.
 	if f := resolve(n); f.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(f.Content); i += 2 {
 			if resolve(f.Content[i]).Value == "interval" {

@@ -1,7 +1,6 @@
 package orders
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"pingmachine/store/storetest"
 )
 
 // event is one call to a Handler.
@@ -68,30 +69,12 @@ func (r *recorder) snapshot() []event {
 	return slices.Clone(r.events)
 }
 
-// lockedBuffer collects log output written from the watcher's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // harness runs a Watcher on a temporary base directory.
 type harness struct {
 	t                      *testing.T
 	base, orders, telegraf string
 	rec                    *recorder
-	log                    *lockedBuffer
+	log                    *storetest.LogBuffer
 	w                      *Watcher
 	syncs                  int
 }
@@ -105,7 +88,7 @@ func newHarness(t *testing.T) *harness {
 		orders:   filepath.Join(base, "orders"),
 		telegraf: filepath.Join(base, "telegraf"),
 		rec:      newRecorder(),
-		log:      &lockedBuffer{},
+		log:      &storetest.LogBuffer{},
 	}
 	for _, d := range []string{h.orders, h.telegraf} {
 		if err := os.Mkdir(d, 0o755); err != nil {

@@ -245,8 +245,9 @@ func (r *Round) check() error {
 
 // Run drives the engine until ctx is done: it runs one receive goroutine per socket, the
 // first of which also sends pings and expires deadlines on time. When ctx is done it
-// closes the sockets and completes every pending round, its unanswered pings lost and Err
-// set to ErrClosed.
+// closes the sockets and completes every pending round, its unanswered and unsent pings
+// Lost and its Err an error for which errors.Is(err, ErrClosed) holds; a send error the
+// round had before is wrapped in it too.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
@@ -382,7 +383,7 @@ func (e *Engine) sendFailed(idx, ping int32, err error, done []*Round) []*Round 
 	if rs.r.Err == nil {
 		rs.r.Err = fmt.Errorf("pinger: sending to %s: %w", rs.r.Target, err)
 	}
-	return e.resolve(idx, ping, Lost, done)
+	return e.settle(idx, ping, Lost, done)
 }
 
 // expire ends the probe in slot si as lost, unless it was answered meanwhile.
@@ -393,11 +394,12 @@ func (e *Engine) expire(si int32, serial uint64, done []*Round) []*Round {
 	}
 	s.state = slotExpired
 	e.stats.TimedOut++
-	return e.resolve(s.round, s.ping, Lost, done)
+	return e.settle(s.round, s.ping, Lost, done)
 }
 
-// resolve records the outcome of one ping and completes the round after its last one.
-func (e *Engine) resolve(idx, ping int32, rtt time.Duration, done []*Round) []*Round {
+// settle records the outcome of one ping, its RTT or Lost, and completes the round after
+// its last one.
+func (e *Engine) settle(idx, ping int32, rtt time.Duration, done []*Round) []*Round {
 	rs := &e.rounds[idx]
 	rs.r.RTTs[ping] = rtt
 	rs.pending--
@@ -690,11 +692,11 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 		sl.state = slotExpired
 		e.stats.TimedOut++
 		e.stats.Late++
-		return e.resolve(sl.round, sl.ping, Lost, done)
+		return e.settle(sl.round, sl.ping, Lost, done)
 	}
 	sl.state = slotAnswered
 	e.stats.Received++
-	return e.resolve(sl.round, sl.ping, time.Duration(rtt), done)
+	return e.settle(sl.round, sl.ping, time.Duration(rtt), done)
 }
 
 // roundTrip picks the RTT from the kernel's receive timestamp, unless the wall clock was
@@ -729,7 +731,7 @@ func (e *Engine) icmpError(s *socket, p *packet, done []*Round) []*Round {
 	}
 	sl.state = slotExpired
 	e.stats.ICMPErrors++
-	return e.resolve(sl.round, sl.ping, Lost, done)
+	return e.settle(sl.round, sl.ping, Lost, done)
 }
 
 // drainErrors handles the ICMP errors queued on a datagram socket.
@@ -777,8 +779,12 @@ func (e *Engine) shutdown(wg *sync.WaitGroup) {
 		if rs.r == nil {
 			continue
 		}
+		// ErrClosed comes first, whatever went wrong before: the caller must be able to
+		// tell the pings that were never sent from lost ones.
 		if rs.r.Err == nil {
 			rs.r.Err = ErrClosed
+		} else {
+			rs.r.Err = fmt.Errorf("%w, after: %w", ErrClosed, rs.r.Err)
 		}
 		done = append(done, rs.r)
 		rs.r, rs.g = nil, nil

@@ -3,7 +3,6 @@ package pinger
 import (
 	"context"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -78,15 +77,8 @@ func pingAll(t testing.TB, e *Engine, rounds []*Round) {
 	wg.Wait()
 }
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for raw ICMP sockets")
-	}
-}
-
 func TestLoopback(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		t.Run(mode.String(), func(t *testing.T) {
 			e := loopbackEngine(t, mode)

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"pingmachine/pinger/pingtest"
 )
 
 // TestRoundOptions pings loopback with each per-round setting and checks both the
 // replies and the options of the socket the round went out on.
 func TestRoundOptions(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	tests := []struct {
 		name string
 		r    Round
@@ -80,7 +82,7 @@ func TestRoundOptions(t *testing.T) {
 // TestSubmitErrors checks that settings the kernel refuses are reported by Submit with
 // the reason, before anything is sent.
 func TestSubmitErrors(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	e := runEngine(t, Options{})
 	tests := []struct {
 		name string
@@ -110,7 +112,7 @@ func TestSubmitErrors(t *testing.T) {
 // TestKernelDrops overflows a deliberately tiny receive buffer and checks that the
 // kernel's drops are counted and are exactly the pings reported lost.
 func TestKernelDrops(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	e := runEngine(t, Options{Mode: ModeRaw, RecvBuffer: 1})
 	rounds := make([]*Round, 2000)
 	for i := range rounds {
@@ -133,7 +135,7 @@ func TestKernelDrops(t *testing.T) {
 // flight and checks that the next probe goes out under a new identifier (a raw socket's
 // next one, or a new datagram socket) and that its reply is matched.
 func TestSequenceSpaceGrows(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		t.Run(mode.String(), func(t *testing.T) {
 			e := loopbackEngine(t, mode)

@@ -85,7 +85,10 @@ type Round struct {
 
 	// RTTs holds the results in send order: the round-trip time of each ping, or Lost.
 	RTTs []time.Duration
-	// Err is the first reason a ping of this round could not be sent, or nil.
+	// Err is the first reason a ping of this round could not be sent, or nil. If the
+	// engine stopped before the round was complete, errors.Is(Err, ErrClosed) holds, and
+	// Err still wraps the earlier send error if there was one: the RTTs of the pings
+	// that were never sent are Lost but are not loss.
 	Err error
 }
 
@@ -113,5 +116,6 @@ type Stats struct {
 	KernelDrops uint64 // packets the kernel dropped because a receive buffer was full (of any kind: the BPF filter runs after that check)
 }
 
-// ErrClosed is returned by Submit once the engine has stopped.
+// ErrClosed is returned by Submit once the engine has stopped, and is wrapped in the Err
+// of every round the stop cut short.
 var ErrClosed = errors.New("pinger: engine stopped")

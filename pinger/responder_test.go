@@ -2,20 +2,23 @@ package pinger
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"pingmachine/pinger/pingtest"
+	"pingmachine/store/storetest"
 )
 
 // scripted runs rounds from the client namespace of a fresh link against a responder in
 // the server namespace, once per socket mode and address family.
 func scripted(t *testing.T, script pingtest.Script, check func(t *testing.T, e *Engine, targets func(int) netip.Addr)) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	link := pingtest.NewLink(t)
 	// Datagram sockets need the process's group in the client namespace's range.
 	link.Client.Sysctl(t, "net.ipv4.ping_group_range", allGroups)
@@ -200,7 +203,7 @@ func TestScripted(t *testing.T) {
 // TestManyRoundsSameTarget checks that rounds to one host share nothing: each gets its
 // own pings and result.
 func TestManyRoundsSameTarget(t *testing.T) {
-	requireRoot(t)
+	pingtest.RequireRoot(t)
 	e := runEngine(t, Options{})
 	const n = 50
 	rounds := make([]*Round, n)
@@ -218,51 +221,64 @@ func TestManyRoundsSameTarget(t *testing.T) {
 	}
 }
 
-// TestShutdownCompletesRounds checks that stopping the engine hands back every round.
+// TestShutdownCompletesRounds stops the engine while rounds still have pings to send and
+// checks that it hands back each of them with ErrClosed, so that its caller does not count
+// the pings that were never sent as lost, and that a send error from before the stop is
+// still reported.
 func TestShutdownCompletesRounds(t *testing.T) {
-	requireRoot(t)
-	e := New(Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error)
-	go func() { ran <- e.Run(ctx) }()
-	var wg sync.WaitGroup
-	r := &Round{Target: netip.MustParseAddr("127.0.0.1"), Count: 100, Gap: time.Second, Timeout: time.Second,
-		Done: func(*Round) { wg.Done() }}
-	wg.Add(1)
-	if err := e.Submit(r); err != nil {
-		t.Fatal(err)
+	pingtest.RequireRoot(t)
+	tests := []struct {
+		name     string
+		target   string
+		received int   // pings answered before the stop
+		sendErr  error // what the first ping's send fails with, or nil
+	}{
+		{"first ping answered", "127.0.0.1", 1, nil},
+		// lo's broadcast address: sendto refuses it with EACCES on a socket without
+		// SO_BROADCAST, so nothing is sent at all.
+		{"first ping not sent", "127.255.255.255", 0, unix.EACCES},
 	}
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-ran; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	wg.Wait()
-	if r.Err != ErrClosed || r.RTTs[0] == Lost || r.RTTs[99] != Lost {
-		t.Errorf("after shutdown: err %v, first %v, last %v; want ErrClosed, answered, lost", r.Err, r.RTTs[0], r.RTTs[99])
-	}
-	if err := e.Submit(r); err != ErrClosed {
-		t.Errorf("Submit after shutdown = %v, want ErrClosed", err)
-	}
-}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ran := make(chan error, 1)
+			go func() { ran <- e.Run(ctx) }()
 
-func ExampleEngine() {
-	e := New(Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go e.Run(ctx)
-	done := make(chan *Round)
-	r := &Round{
-		Target:  netip.MustParseAddr("127.0.0.1"),
-		Count:   3,
-		Gap:     10 * time.Millisecond,
-		Timeout: time.Second,
-		Done:    func(r *Round) { done <- r },
+			finished := make(chan struct{})
+			r := &Round{
+				Target:  netip.MustParseAddr(tt.target),
+				Count:   100,
+				Gap:     time.Hour, // the second ping is due long after the stop
+				Timeout: time.Second,
+				Done:    func(*Round) { close(finished) },
+			}
+			if err := e.Submit(r); err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			storetest.WaitFor(t, "answer or send error of the first ping", 5*time.Second, func() bool {
+				st := e.Stats()
+				return st.Received+st.SendErrors > 0
+			})
+			cancel()
+			if err := <-ran; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			<-finished
+
+			if !errors.Is(r.Err, ErrClosed) {
+				t.Errorf("Err = %v, want ErrClosed", r.Err)
+			}
+			if tt.sendErr != nil && !errors.Is(r.Err, tt.sendErr) {
+				t.Errorf("Err = %v, want it to keep the send error %v", r.Err, tt.sendErr)
+			}
+			if got := r.Received(); got != tt.received || r.RTTs[99] != Lost {
+				t.Errorf("received %d pings, last %v; want %d, lost", got, r.RTTs[99], tt.received)
+			}
+			if err := e.Submit(r); !errors.Is(err, ErrClosed) {
+				t.Errorf("Submit after shutdown = %v, want ErrClosed", err)
+			}
+		})
 	}
-	if err := e.Submit(r); err != nil {
-		fmt.Println(err)
-		return
-	}
-	<-done
-	fmt.Println(r.Received(), "of", r.Count, "answered")
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // crashEnv names the file a child test process updates until it is killed.
@@ -48,7 +50,7 @@ func TestKillDuringUpdate(t *testing.T) {
 		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond)
 		child.Process.Signal(syscall.SIGKILL)
 		child.Wait()
-		rrdtool(t, "info", path)
+		rrdtest.Run(t, "info", path)
 		if _, err := ReadInfo(path, LP64); err != nil {
 			t.Fatalf("round %d: after kill -9: %v", round, err)
 		}
@@ -56,7 +58,7 @@ func TestKillDuringUpdate(t *testing.T) {
 	if lastUpdate(t, path, LP64) <= spec.Start.Unix() {
 		t.Fatal("the killed processes never updated the file")
 	}
-	dump := string(rrdtool(t, "dump", path))
+	dump := rrdtest.Run(t, "dump", path)
 	if len(dump) < 1000 {
 		t.Errorf("dump after the kills is too short: %q", dump)
 	}

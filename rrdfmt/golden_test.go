@@ -3,6 +3,7 @@ package rrdfmt
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,7 +75,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				if g, w := formatFetch(fetched), strings.TrimSpace(string(printed)); g != w {
-					t.Errorf("fetch differs from rrdtool's:\n%s", firstDiff([]byte(g), []byte(w)))
+					t.Errorf("fetch differs from rrdtool's:\n%s", firstDiff(g, w))
 				}
 
 				for other, l := range layouts {
@@ -82,8 +83,8 @@ func TestGolden(t *testing.T) {
 						continue
 					}
 					_, err := Fetch(golden, l, "AVERAGE", time.Unix(last-600, 0), time.Unix(last, 0), 0)
-					if err == nil || !strings.Contains(err.Error(), layout.String()) {
-						t.Errorf("%s file read as %s: %v, want a refusal naming %s", arch, other, err, layout)
+					if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), layout.String()) {
+						t.Errorf("%s file read as %s: %v, want ErrLayout naming %s", arch, other, err, layout)
 					}
 				}
 			})

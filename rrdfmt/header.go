@@ -151,8 +151,17 @@ func (h *header) encode() []byte {
 	return h.raw
 }
 
-// ErrNotRRD is wrapped by the errors for files that are not RRD files at all.
-var ErrNotRRD = errors.New("not an RRD file")
+// Errors wrapped by the errors for files that cannot be read at all, so that a caller can
+// tell them from an update that failed and, like the Perl pingmachine, move such a file
+// aside and create it again.
+var (
+	// ErrNotRRD: the file is not an RRD file, or one cut short.
+	ErrNotRRD = errors.New("not an RRD file")
+	// ErrLayout: an RRD file made on a CPU with another layout of rrdtool's structs.
+	ErrLayout = errors.New("RRD file of another CPU layout")
+	// ErrVersion: an RRD file of a format version this package does not handle.
+	ErrVersion = errors.New("unsupported RRD version")
+)
 
 // decodeHeader parses the header at the start of b, of a file of fileSize bytes. The
 // layout is the one whose struct sizes account for the file's length exactly; a file of
@@ -166,7 +175,7 @@ func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
 	// 0004 and 0005 only mark files that use Holt-Winters smoothing or DCOUNTER/DDERIVE;
 	// the layout is that of 0003.
 	if version != "0003" && version != "0004" && version != "0005" {
-		return nil, fmt.Errorf("RRD version %q is not supported (only 0003 to 0005)", version)
+		return nil, fmt.Errorf("%w %q (only 0003 to 0005)", ErrVersion, version)
 	}
 	fc := 0.0
 	(&codec{b: b, off: cookieOffset}).double(&fc)
@@ -185,8 +194,8 @@ func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
 		}
 	}
 	if len(match) > 0 {
-		return nil, fmt.Errorf("file has the %s layout; this build reads and writes %s (convert with rrdtool dump and restore)",
-			match[0].layout, want)
+		return nil, fmt.Errorf("%w: the file has the %s layout; this build reads and writes %s (convert with rrdtool dump and restore)",
+			ErrLayout, match[0].layout, want)
 	}
 	return nil, fmt.Errorf("%w: its length %d fits no known layout (truncated?)", ErrNotRRD, fileSize)
 }

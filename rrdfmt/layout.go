@@ -106,8 +106,6 @@ type codec struct {
 
 func (c *codec) at(off int) { c.off = off }
 
-func (c *codec) skip(n int) { c.off += n }
-
 func (c *codec) str(s *string, size int) {
 	field := c.b[c.off : c.off+size]
 	if c.write {

@@ -2,6 +2,8 @@ package rrdfmt
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // TestHeaderSizes checks the struct arithmetic against the sizes measured for rrdtool's
@@ -166,23 +170,34 @@ func TestUpdateErrors(t *testing.T) {
 	}
 }
 
-// TestNotRRD checks the errors for files that are not RRD files or are cut short.
-func TestNotRRD(t *testing.T) {
+// TestUnreadable checks the errors for files that are not RRD files, are cut short, or
+// are RRD files of a version or CPU layout this package does not handle: each wraps its
+// sentinel error and says what is wrong with which file.
+func TestUnreadable(t *testing.T) {
 	dir := t.TempDir()
-	good := filepath.Join(dir, "good.rrd")
-	if err := Create(good, smallSpec(LP64)); err != nil {
-		t.Fatal(err)
+	content := func(l Layout) []byte {
+		path := filepath.Join(dir, fmt.Sprintf("layout%d.rrd", l))
+		if err := Create(path, smallSpec(l)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	content, _ := os.ReadFile(good)
+	good := content(LP64)
 	tests := []struct {
 		name    string
 		content []byte
-		want    string
+		is      error
+		want    []string // in the message besides the path
 	}{
-		{"text", []byte("this is not an RRD file at all, but long enough to have a header of sixty-four bytes"), "not an RRD file"},
-		{"empty", nil, "not an RRD file"},
-		{"truncated", content[:len(content)-8], "fits no known layout"},
-		{"version", append([]byte("RRD\x000009\x00"), content[9:]...), `version "0009"`},
+		{"text", []byte("this is not an RRD file at all, but long enough to have a header of sixty-four bytes"), ErrNotRRD, []string{"not an RRD file"}},
+		{"empty", nil, ErrNotRRD, []string{"not an RRD file"}},
+		{"truncated", good[:len(good)-8], ErrNotRRD, []string{"fits no known layout"}},
+		{"version", append([]byte("RRD\x000009\x00"), good[9:]...), ErrVersion, []string{`version "0009"`}},
+		{"other layout", content(ARM32), ErrLayout, []string{ARM32.String(), LP64.String()}},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(dir, tt.name+".rrd")
@@ -190,8 +205,14 @@ func TestNotRRD(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := UpdateFile(path, LP64, Update{Time: time.Unix(1_700_000_100, 0), Values: []string{"1", "1"}})
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
+		if !errors.Is(err, tt.is) {
+			t.Errorf("%s: %v, want an error wrapping %q", tt.name, err, tt.is)
+			continue
+		}
+		for _, w := range append(tt.want, path) {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want an error with %q", tt.name, err, w)
+			}
 		}
 	}
 }
@@ -233,8 +254,8 @@ func TestReadInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := string(rrdtool(t, "info", path))
-	last := strings.TrimSpace(string(rrdtool(t, "last", path)))
+	out := rrdtest.Run(t, "info", path)
+	last := strings.TrimSpace(rrdtest.Run(t, "last", path))
 	for _, want := range []string{
 		"step = " + strconv.Itoa(int(info.Step/time.Second)),
 		"last_update = " + strconv.FormatInt(info.LastUpdate.Unix(), 10),
@@ -267,5 +288,5 @@ func TestLockInterop(t *testing.T) {
 		t.Errorf("rrdtool update while we hold the lock: %v, %s; want a lock error", err, out)
 	}
 	f.Close()
-	rrdtool(t, "update", path, "1700000030:1:2")
+	rrdtest.Run(t, "update", path, "1700000030:1:2")
 }

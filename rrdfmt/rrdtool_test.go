@@ -1,30 +1,17 @@
 package rrdfmt
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// rrdtool runs the real rrdtool, which the tests compare against.
-func rrdtool(t *testing.T, args ...string) []byte {
-	t.Helper()
-	if _, err := exec.LookPath("rrdtool"); err != nil {
-		t.Fatal("rrdtool is not installed (make test installs it)")
-	}
-	out, err := exec.Command("rrdtool", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rrdtool %s: %v\n%s", strings.Join(args[:min(len(args), 3)], " "), err, out)
-	}
-	return out
-}
+	"pingmachine/rrdfmt/rrdtest"
+)
 
 // pingmachineSpec is main.rrd as the Perl pingmachine creates it for step and pings
 // (its three RRA sets: step below 300, 300, and Smokeping's defaults above).
@@ -143,7 +130,7 @@ func rrdtoolUpdate(t *testing.T, path string, ups []Update) {
 		for _, u := range ups[:n] {
 			args = append(args, strconv.FormatInt(u.Time.Unix(), 10)+":"+strings.Join(u.Values, ":"))
 		}
-		rrdtool(t, args...)
+		rrdtest.Run(t, args...)
 		ups = ups[n:]
 	}
 }
@@ -182,11 +169,11 @@ func sameDumps(t *testing.T, spec Spec, ups []Update, batch int) (theirs, ours s
 	t.Helper()
 	dir := t.TempDir()
 	theirs, ours = filepath.Join(dir, "rrdtool.rrd"), filepath.Join(dir, "rrdfmt.rrd")
-	rrdtool(t, createArgs(theirs, spec)...)
+	rrdtest.Run(t, createArgs(theirs, spec)...)
 	if err := Create(ours, spec); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+	if got, want := rrdtest.Run(t, "dump", ours), rrdtest.Run(t, "dump", theirs); got != want {
 		t.Fatalf("dumps differ right after create:\n%s", firstDiff(got, want))
 	}
 	rrdtoolUpdate(t, theirs, ups)
@@ -197,7 +184,7 @@ func sameDumps(t *testing.T, spec Spec, ups []Update, batch int) (theirs, ours s
 		}
 		rest = rest[n:]
 	}
-	if got, want := rrdtool(t, "dump", ours), rrdtool(t, "dump", theirs); !bytes.Equal(got, want) {
+	if got, want := rrdtest.Run(t, "dump", ours), rrdtest.Run(t, "dump", theirs); got != want {
 		t.Fatalf("dumps differ after %d updates:\n%s", len(ups), firstDiff(got, want))
 	}
 	return theirs, ours
@@ -223,13 +210,13 @@ func compareFetch(t *testing.T, path string, spec Spec) {
 			if w.res > 0 {
 				args = append(args, "--resolution", strconv.FormatInt(w.res, 10))
 			}
-			want := strings.TrimSpace(string(rrdtool(t, args...)))
+			want := strings.TrimSpace(rrdtest.Run(t, args...))
 			got, err := Fetch(path, LP64, cf, time.Unix(w.start, 0), time.Unix(w.end, 0), time.Duration(w.res)*time.Second)
 			if err != nil {
 				t.Fatalf("Fetch %v: %v", args, err)
 			}
 			if g := formatFetch(got); g != want {
-				t.Fatalf("%v:\n%s", args, firstDiff([]byte(g), []byte(want)))
+				t.Fatalf("%v:\n%s", args, firstDiff(g, want))
 			}
 		}
 	}
@@ -267,8 +254,8 @@ func formatFetch(f *Fetched) string {
 }
 
 // firstDiff shows the first differing line of two dumps with some context.
-func firstDiff(got, want []byte) string {
-	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
 	for i := range min(len(g), len(w)) {
 		if g[i] != w[i] {
 			lo := max(i-3, 0)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // typesSpec has one data source of each type rrdfmt updates, some bounded and some not.
@@ -178,7 +180,7 @@ func TestTypeReadingErrors(t *testing.T) {
 			if err := Create(ours, spec); err != nil {
 				t.Fatal(err)
 			}
-			rrdtool(t, createArgs(theirs, spec)...)
+			rrdtest.Run(t, createArgs(theirs, spec)...)
 			first := Update{Time: start.Add(10 * time.Second), Values: good}
 			if err := UpdateFile(ours, LP64, first); err != nil {
 				t.Fatal(err)
@@ -218,9 +220,9 @@ func TestUpdateRefusesUnknownFeatures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "x.rrd")
-			rrdtool(t, "create", path, "--start", "1700000000", "--step", "10",
+			rrdtest.Run(t, "create", path, "--start", "1700000000", "--step", "10",
 				"DS:a:GAUGE:20:U:U", "RRA:AVERAGE:0.5:1:100", tt.def)
-			rrdtool(t, "update", path, "1700000010:5", "1700000020:6", "1700000030:7")
+			rrdtest.Run(t, "update", path, "1700000010:5", "1700000020:6", "1700000030:7")
 			before, _ := os.ReadFile(path)
 			err := UpdateFile(path, LP64, Update{Time: time.Unix(1_700_000_040, 0), Values: []string{"8"}})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
@@ -233,9 +235,9 @@ func TestUpdateRefusesUnknownFeatures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
-			want := strings.TrimSpace(string(rrdtool(t, "fetch", path, "AVERAGE", "--start", "1700000000", "--end", "1700000030")))
+			want := strings.TrimSpace(rrdtest.Run(t, "fetch", path, "AVERAGE", "--start", "1700000000", "--end", "1700000030"))
 			if got := formatFetch(f); got != want {
-				t.Errorf("Fetch:\n%s", firstDiff([]byte(got), []byte(want)))
+				t.Errorf("Fetch:\n%s", firstDiff(got, want))
 			}
 		})
 	}

@@ -17,8 +17,9 @@ import (
 
 // Defaults of the cached backend.
 const (
-	// cachedRoom bounds the updates kept while rrdcached is away: about 55,000 updates
-	// of 20 pings, an hour of 900 such orders at step 60.
+	// cachedRoom bounds the bytes of update lines kept while rrdcached is away: about
+	// 59,000 updates of 20 pings (285 bytes each), an hour of 900 such orders at step 60
+	// and some to spare.
 	cachedRoom = 16 << 20
 	// cachedRetry is how often an away rrdcached is tried again; updates in between are
 	// kept without waiting for a connection that fails.
@@ -27,9 +28,9 @@ const (
 
 // cached sends creates and updates to an rrdcached. While the daemon cannot be reached
 // (stopped, restarting, its socket gone), updates are kept in memory in order, and each
-// file's are sent before its next update once the daemon is back. An outage therefore
-// loses no results unless it outlasts the room for them; what is dropped is counted and
-// logged.
+// file's are sent once the daemon is back, before the file's next update or when it is
+// flushed (moved aside, archived, or at Close). An outage therefore loses no results
+// unless it outlasts the room for them; what is dropped is counted and logged.
 type cached struct {
 	c       *rrdcached.Client
 	addr    string
@@ -209,13 +210,16 @@ func (b *cached) flush(path string) error {
 	if err := b.c.Flush(ctx, path); err != nil {
 		return err
 	}
-	// The file is about to be renamed: the daemon must forget it, or it would refuse
-	// the updates of a new file at this path that are older than the old file's last.
+	// The file is about to be moved aside or archived (or the process to end): the
+	// daemon must forget it, or it would refuse the updates of a new file at this path
+	// that are older than the old file's last.
 	return b.c.Batch(ctx, "FORGET "+rrdcached.Quote(path))
 }
 
-// corrupt recognises rrdtool's messages, which rrdcached passes on: "is not an RRD
-// file", and a missing file (rrdcached reports it as text, not as an errno).
+// corrupt recognises rrdtool's messages for a file it cannot read, which rrdcached passes
+// on: "'<path>' is not an RRD file" and "This RRD was created on another architecture".
+// They arrive as the text of a protocol reply, so, unlike the files backend's errors,
+// there is no Go error to test with errors.Is.
 func (b *cached) corrupt(err error) bool {
 	var e *rrdcached.Error
 	if !errors.As(err, &e) {

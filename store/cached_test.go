@@ -1,93 +1,17 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 	"math"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
-
-// startCached runs a real rrdcached for one test on a unix socket and returns the socket.
-func startCached(t *testing.T, base string) string {
-	t.Helper()
-	return newCachedDaemon(t, base).sock
-}
-
-// cachedDaemon is a real rrdcached restricted to base (-B -b base; absolute paths inside
-// base are accepted) that writes files only on FLUSH (-w 3600), so that the tests see
-// what the store flushes. It keeps a journal, so a restart loses nothing it took.
-type cachedDaemon struct {
-	t                         *testing.T
-	base, sock, journal, root string
-	cmd                       *exec.Cmd
-	out                       *bytes.Buffer
-	logs                      []string // output of the runs that ended
-}
-
-func newCachedDaemon(t *testing.T, base string) *cachedDaemon {
-	t.Helper()
-	if _, err := exec.LookPath("rrdcached"); err != nil {
-		t.Fatal("rrdcached is not installed: the tests need it (apt-get install rrdcached)")
-	}
-	root := t.TempDir()
-	d := &cachedDaemon{t: t, base: base, root: root, sock: filepath.Join(root, "sock"), journal: filepath.Join(root, "journal")}
-	if err := os.Mkdir(d.journal, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d.start()
-	t.Cleanup(func() {
-		d.kill()
-		if t.Failed() {
-			t.Logf("rrdcached output:\n%s", strings.Join(d.logs, "\n-- restarted --\n"))
-		}
-	})
-	return d
-}
-
-func (d *cachedDaemon) start() {
-	d.t.Helper()
-	os.Remove(d.sock) // left behind by a killed daemon
-	d.out = &bytes.Buffer{}
-	d.cmd = exec.Command("rrdcached", "-g", "-B", "-b", d.base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
-		"-j", d.journal, "-p", filepath.Join(d.root, "pid"), "-l", "unix:"+d.sock)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.sock); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			d.kill()
-			d.t.Fatalf("rrdcached did not start listening; output:\n%s", d.logs[len(d.logs)-1])
-		}
-	}
-}
-
-// kill ends the daemon as a crash would (SIGKILL).
-func (d *cachedDaemon) kill() { d.stop(syscall.SIGKILL) }
-
-// stop ends the daemon with sig and waits for it: after SIGTERM it has written what it
-// held; after SIGKILL what it took since its journal's last write is lost, as rrdcached
-// keeps its journal in a stdio buffer.
-func (d *cachedDaemon) stop(sig syscall.Signal) {
-	if d.cmd == nil {
-		return
-	}
-	d.cmd.Process.Signal(sig)
-	d.cmd.Wait()
-	d.logs = append(d.logs, d.out.String())
-	d.cmd = nil
-}
 
 // waitRow polls rrdtool fetch until the row at ts is the wanted one: rrdcached's
 // FLUSHALL (what Close sends) starts the writes without waiting for them.
@@ -95,7 +19,7 @@ func waitRow(t *testing.T, what, path string, ts int64, step time.Duration, want
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		row := fetchRow(t, path, ts, step)
+		row := rrdtest.FetchRow(t, path, ts, step)
 		if len(row) == len(want) && !math.IsNaN(row[0]) || time.Now().After(deadline) {
 			checkRow(t, what, row, want)
 			return
@@ -107,8 +31,7 @@ func waitRow(t *testing.T, what, path string, ts int64, step time.Duration, want
 func newCachedStore(t *testing.T) *testStore {
 	t.Helper()
 	base := newBase(t)
-	sock := startCached(t, base)
-	return openStore(t, base, Options{RRDCached: "unix:" + sock})
+	return openStore(t, base, Options{RRDCached: "unix:" + rrdtest.StartCached(t, base).Sock})
 }
 
 func TestCachedBackend(t *testing.T) {
@@ -117,9 +40,9 @@ func TestCachedBackend(t *testing.T) {
 	ts.mustPrepare(t, se)
 	path := ts.out(se.ID, "main.rrd")
 	perl := filepath.Join(t.TempDir(), "perl.rrd")
-	rrdtool(t, append([]string{"create", perl, "--step", "60"}, perlDefs(60, 5, "smokeping")...)...)
-	want := rrdInfo(t, perl)
-	got := rrdInfo(t, path)
+	rrdtest.Run(t, append([]string{"create", perl, "--step", "60"}, perlDefs(60, 5, "smokeping")...)...)
+	want := rrdtest.Info(t, perl)
+	got := rrdtest.Info(t, path)
 	compareInfo(t, got, want, definitionKeys(want))
 	if got["last_update"] != fmt.Sprint(now0-now0%60-120) {
 		t.Errorf("last_update = %s, want %d", got["last_update"], now0-now0%60-120)
@@ -137,7 +60,7 @@ func TestCachedBackend(t *testing.T) {
 		}
 	}
 	// The daemon holds the rounds: the file has none of them yet.
-	if row := fetchRow(t, path, stamps[0], se.Step); !math.IsNaN(row[0]) {
+	if row := rrdtest.FetchRow(t, path, stamps[0], se.Step); !math.IsNaN(row[0]) {
 		t.Fatalf("row %d = %v before Close: the updates did not go through rrdcached", stamps[0], row)
 	}
 	if err := ts.Close(); err != nil {
@@ -162,11 +85,11 @@ func TestCachedStepChange(t *testing.T) {
 	se300.Step = 5 * time.Minute
 	ts.mustPrepare(t, se300)
 	old := ts.out(se.ID, "main.step60.pings3.rrd")
-	rows, _ := rrdFetch(t, old, r1.Time.Unix()-60, r2.Time.Unix())
+	rows, _ := rrdtest.Fetch(t, old, r1.Time.Unix()-60, r2.Time.Unix())
 	checkRow(t, "first round in the kept file", rows[r1.Time.Unix()], wantRow(rtts(1, 2, 3)))
 	checkRow(t, "second round in the kept file", rows[r2.Time.Unix()], wantRow(rtts(4, -1, 6)))
 	path := ts.out(se.ID, "main.rrd")
-	if info := rrdInfo(t, path); info["step"] != "300" {
+	if info := rrdtest.Info(t, path); info["step"] != "300" {
 		t.Errorf("new main.rrd step %s, want 300", info["step"])
 	}
 
@@ -194,7 +117,7 @@ func TestCachedArchive(t *testing.T) {
 	if err := ts.Archive(se.ID); err != nil {
 		t.Fatal(err)
 	}
-	checkRow(t, "round in the archive", fetchRow(t, ts.arch(se.ID, "main.rrd"), r1.Time.Unix(), se.Step), wantRow(rtts(1, 2)))
+	checkRow(t, "round in the archive", rrdtest.FetchRow(t, ts.arch(se.ID, "main.rrd"), r1.Time.Unix(), se.Step), wantRow(rtts(1, 2)))
 	if exists(ts.out("c")) {
 		t.Error("empty output parents left behind")
 	}
@@ -206,7 +129,7 @@ func TestCachedArchive(t *testing.T) {
 	}
 	path := ts.out(se.ID, "main.rrd")
 	waitRow(t, "round after the restore", path, r2.Time.Unix(), se.Step, wantRow(rtts(3, -1)))
-	checkRow(t, "round before the archive", fetchRow(t, path, r1.Time.Unix(), se.Step), wantRow(rtts(1, 2)))
+	checkRow(t, "round before the archive", rrdtest.FetchRow(t, path, r1.Time.Unix(), se.Step), wantRow(rtts(1, 2)))
 }
 
 // TestCachedCorruptAtPrepare: a corrupt main.rrd is moved aside and created again
@@ -240,11 +163,11 @@ func TestCachedOpenError(t *testing.T) {
 
 // cachedOutage is a store on a real rrdcached that the test can kill and restart, with
 // the backend's retry pause off so that every write tries the daemon.
-func cachedOutage(t *testing.T) (*testStore, *cachedDaemon, *cached) {
+func cachedOutage(t *testing.T) (*testStore, *rrdtest.Cached, *cached) {
 	t.Helper()
 	base := newBase(t)
-	d := newCachedDaemon(t, base)
-	ts := openStore(t, base, Options{RRDCached: "unix:" + d.sock})
+	d := rrdtest.StartCached(t, base)
+	ts := openStore(t, base, Options{RRDCached: "unix:" + d.Sock})
 	b := ts.rrd.(*cached)
 	b.retry = 0
 	return ts, d, b
@@ -268,9 +191,9 @@ func TestCachedAway(t *testing.T) {
 			for i, r := range rounds {
 				switch i {
 				case 1:
-					d.stop(sig)
+					d.Stop(sig)
 				case 4:
-					d.start()
+					d.Start()
 				}
 				ts.clock.Set(now0 + 60*int64(i))
 				stamps = append(stamps, ts.round(t, a, r).Time.Unix())
@@ -310,7 +233,7 @@ func TestCachedAwayRoom(t *testing.T) {
 	ts, d, b := cachedOutage(t)
 	se := Series{ID: "room", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
 	ts.mustPrepare(t, se)
-	d.kill()
+	d.Kill()
 	b.room = 2 * len("1699999860:0:1.000000e-03:1.000000e-03:2.000000e-03") // two updates
 	var stamps []int64
 	for i := range 5 {
@@ -320,7 +243,7 @@ func TestCachedAwayRoom(t *testing.T) {
 	if n := strings.Count(ts.log.String(), "no room left"); n != 1 {
 		t.Errorf("%d log lines about the full backlog, want 1:\n%s", n, ts.log.String())
 	}
-	d.start()
+	d.Start()
 	ts.clock.Set(now0 + 300)
 	ts.round(t, se, rtts(3, 4)) // unknown: it follows a gap beyond the heartbeat
 	ts.clock.Set(now0 + 360)
@@ -334,7 +257,7 @@ func TestCachedAwayRoom(t *testing.T) {
 	path := ts.out(se.ID, "main.rrd")
 	waitRow(t, "the round after the outage", path, last, se.Step, wantRow(rtts(3, 4)))
 	for i, st := range stamps {
-		row := fetchRow(t, path, st, se.Step)
+		row := rrdtest.FetchRow(t, path, st, se.Step)
 		if kept := i < 2; kept == math.IsNaN(row[0]) {
 			t.Errorf("round %d (kept %v): row %v", i, kept, row)
 		}
@@ -351,7 +274,7 @@ func TestCachedAwayAtClose(t *testing.T) {
 		ts.mustPrepare(t, se)
 		series = append(series, se)
 	}
-	d.kill()
+	d.Kill()
 	for i := range 2 {
 		ts.clock.Set(now0 + 60*int64(i))
 		for _, se := range series {
@@ -389,7 +312,7 @@ func TestCachedReplayRefused(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	waitRow(t, "the kept round", path, first+60, se.Step, wantRow(rtts(2)))
-	checkRow(t, "the round after it", fetchRow(t, path, third, se.Step), wantRow(rtts(3)))
+	checkRow(t, "the round after it", rrdtest.FetchRow(t, path, third, se.Step), wantRow(rtts(3)))
 }
 
 // TestCachedReplayNoFile: a kept update for a file that is gone is refused by rrdcached,

@@ -1,19 +1,17 @@
 package store
 
 import (
-	"bytes"
-	"io/fs"
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"pingmachine/store/storetest"
 )
 
 // now0 is the fake clock's start: 1_700_000_000 = 28_333_333*60 + 20.
@@ -39,30 +37,12 @@ func (c *clock) Set(sec int64) {
 	c.mu.Unlock()
 }
 
-// logBuf collects the store's log; a failed test prints it.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testStore is a Store on a fresh base directory with output/ and archive/.
 type testStore struct {
 	*Store
 	base, output, archive string
 	clock                 *clock
-	log                   *logBuf
+	log                   *storetest.LogBuffer
 }
 
 func newBase(t *testing.T) string {
@@ -78,7 +58,7 @@ func newBase(t *testing.T) string {
 
 func openStore(t *testing.T, base string, opt Options) *testStore {
 	t.Helper()
-	ts := &testStore{base: base, output: filepath.Join(base, "output"), archive: filepath.Join(base, "archive"), log: &logBuf{}}
+	ts := &testStore{base: base, output: filepath.Join(base, "output"), archive: filepath.Join(base, "archive"), log: &storetest.LogBuffer{}}
 	if opt.Now == nil {
 		ts.clock = newClock(now0)
 		opt.Now = ts.clock.Now
@@ -126,75 +106,6 @@ func (ts *testStore) round(t *testing.T, se Series, r []time.Duration) Result {
 		t.Fatalf("Write(%s at %d): %v", se.ID, res.Time.Unix(), err)
 	}
 	return res
-}
-
-// rrdtool runs the real rrdtool and returns its output.
-func rrdtool(t *testing.T, args ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath("rrdtool"); err != nil {
-		t.Fatal("rrdtool is not installed: the tests need it as the yardstick (apt-get install rrdtool)")
-	}
-	out, err := exec.Command("rrdtool", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rrdtool %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// rrdInfo is rrdtool info of path as a map.
-func rrdInfo(t *testing.T, path string) map[string]string {
-	t.Helper()
-	info := map[string]string{}
-	for _, l := range strings.Split(rrdtool(t, "info", path), "\n") {
-		if k, v, ok := strings.Cut(l, " = "); ok {
-			info[k] = v
-		}
-	}
-	if len(info) == 0 {
-		t.Fatalf("rrdtool info %s printed nothing", path)
-	}
-	return info
-}
-
-// rrdFetch runs rrdtool fetch path AVERAGE -s start -e end and returns the rows by time,
-// NaN for unknown, and the data source names.
-func rrdFetch(t *testing.T, path string, start, end int64) (map[int64][]float64, []string) {
-	t.Helper()
-	out := rrdtool(t, "fetch", path, "AVERAGE", "-s", strconv.FormatInt(start, 10), "-e", strconv.FormatInt(end, 10))
-	rows := map[int64][]float64{}
-	var names []string
-	for i, l := range strings.Split(out, "\n") {
-		if i == 0 {
-			names = strings.Fields(l)
-			continue
-		}
-		ts, vals, ok := strings.Cut(l, ":")
-		sec, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
-		if !ok || err != nil {
-			continue
-		}
-		var row []float64
-		for _, f := range strings.Fields(vals) {
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				v = math.NaN() // "-nan"
-			}
-			row = append(row, v)
-		}
-		rows[sec] = row
-	}
-	return rows, names
-}
-
-// fetchRow is the row of path at time ts as rrdtool fetch prints it.
-func fetchRow(t *testing.T, path string, ts int64, step time.Duration) []float64 {
-	t.Helper()
-	rows, _ := rrdFetch(t, path, ts-int64(step/time.Second), ts)
-	row, ok := rows[ts]
-	if !ok {
-		t.Fatalf("rrdtool fetch %s: no row at %d: %v", path, ts, rows)
-	}
-	return row
 }
 
 // wantRow is the row a round must leave in main.rrd, computed here independently of the
@@ -258,29 +169,4 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// tree lists every path below root, relative and with slashes, directories ending in /.
-func tree(t *testing.T, root string) []string {
-	t.Helper()
-	var paths []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			rel += "/"
-		}
-		paths = append(paths, rel)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return paths
 }

@@ -77,16 +77,9 @@ func (files) flush(string) error { return nil }
 func (files) corrupt(err error) bool { return unusable(err) }
 
 // unusable reports whether rrdfmt refused a file as no RRD it can update: not an RRD at
-// all, or one of another CPU layout or format version. Only the innermost error is read:
-// the outer ones name the file, whose path may hold any word.
+// all, or one of another CPU layout or format version.
 func unusable(err error) bool {
-	if err == nil || errors.Is(err, rrdfmt.ErrNotRRD) {
-		return err != nil
-	}
-	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
-		err = u
-	}
-	return strings.Contains(err.Error(), "layout") || strings.Contains(err.Error(), "RRD version")
+	return errors.Is(err, rrdfmt.ErrNotRRD) || errors.Is(err, rrdfmt.ErrLayout) || errors.Is(err, rrdfmt.ErrVersion)
 }
 
 func (files) close() error { return nil }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"pingmachine/rrdfmt"
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // perlDefs are the definitions the Perl pingmachine passes to rrdtool create
@@ -110,7 +111,7 @@ func TestRRDSpecMatchesRRDTool(t *testing.T) {
 			perl := filepath.Join(dir, "perl.rrd")
 			args := append([]string{"create", perl, "--start", strconv.FormatInt(start, 10), "--step", strconv.Itoa(tc.step)},
 				perlDefs(tc.step, tc.pings, tc.template)...)
-			rrdtool(t, args...)
+			rrdtest.Run(t, args...)
 
 			spec := rrdSpec(time.Duration(tc.step)*time.Second, tc.pings, tc.template)
 			if spec.Layout != rrdfmt.NativeLayout() {
@@ -121,7 +122,7 @@ func TestRRDSpecMatchesRRDTool(t *testing.T) {
 			if err := rrdfmt.Create(ours, spec); err != nil {
 				t.Fatal(err)
 			}
-			want, got := rrdInfo(t, perl), rrdInfo(t, ours)
+			want, got := rrdtest.Info(t, perl), rrdtest.Info(t, ours)
 			var keys []string
 			for k := range want {
 				if k != "filename" && !strings.HasSuffix(k, ".cur_row") {
@@ -156,8 +157,8 @@ func TestPrepareCreatesPerlRRD(t *testing.T) {
 			se := Series{ID: "x", Step: time.Duration(tc.step) * time.Second, Pings: tc.pings, RRDTemplate: tc.template}
 			ts.mustPrepare(t, se)
 			perl := filepath.Join(t.TempDir(), "perl.rrd")
-			rrdtool(t, append([]string{"create", perl, "--step", strconv.Itoa(tc.step)}, perlDefs(tc.step, tc.pings, tc.template)...)...)
-			want, got := rrdInfo(t, perl), rrdInfo(t, ts.out("x", "main.rrd"))
+			rrdtest.Run(t, append([]string{"create", perl, "--step", strconv.Itoa(tc.step)}, perlDefs(tc.step, tc.pings, tc.template)...)...)
+			want, got := rrdtest.Info(t, perl), rrdtest.Info(t, ts.out("x", "main.rrd"))
 			compareInfo(t, got, want, definitionKeys(want))
 			wantStart := int64(now0 - now0%tc.step - 2*tc.step)
 			if got["last_update"] != strconv.FormatInt(wantStart, 10) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"pingmachine/rrdfmt"
+	"pingmachine/rrdfmt/rrdtest"
+	"pingmachine/store/storetest"
 	"pingmachine/store/telegraf"
 )
 
@@ -102,11 +104,11 @@ func TestWriteFileBackend(t *testing.T) {
 				if lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n"); len(lines) != 8 {
 					t.Errorf("last_result has %d lines, want 8", len(lines))
 				}
-				if names := tree(t, ts.out(tc.se.ID)); !slices.Equal(names, []string{"last_result", "main.rrd"}) {
+				if names := storetest.Tree(t, ts.out(tc.se.ID)); !slices.Equal(names, []string{"last_result", "main.rrd"}) {
 					t.Errorf("output holds %v, want last_result and main.rrd only (no last_result.tmp)", names)
 				}
 
-				row := fetchRow(t, rrd, stamp, tc.se.Step)
+				row := rrdtest.FetchRow(t, rrd, stamp, tc.se.Step)
 				checkRow(t, fmt.Sprintf("round %d: rrdtool fetch at %d", i, stamp), row, wantRow(r))
 				if len(row) == 2+tc.se.Pings {
 					if loss := lastResultValue(t, got, "loss"); row[0] != loss {
@@ -118,7 +120,7 @@ func TestWriteFileBackend(t *testing.T) {
 				}
 			}
 			// Every round is still there, each in its own row.
-			rows, names := rrdFetch(t, rrd, stamps[0]-step, stamps[len(stamps)-1])
+			rows, names := rrdtest.Fetch(t, rrd, stamps[0]-step, stamps[len(stamps)-1])
 			if names[0] != "loss" || names[1] != "median" || names[2] != "ping1" || len(names) != 2+tc.se.Pings {
 				t.Errorf("data sources %v", names)
 			}
@@ -192,14 +194,14 @@ func TestNoRRD(t *testing.T) {
 	ts := newStore(t, Options{})
 	se := Series{ID: "n/orrd", Step: time.Minute, Pings: 4, RRDTemplate: "norrd"}
 	ts.mustPrepare(t, se)
-	if names := tree(t, ts.out(se.ID)); len(names) != 0 {
+	if names := storetest.Tree(t, ts.out(se.ID)); len(names) != 0 {
 		t.Errorf("Prepare of a norrd order made %v", names)
 	}
 	r := ts.round(t, se, rtts(4, -1, 2, 3))
 	if got, want := string(readFile(t, ts.out(se.ID, "last_result"))), wantLastResult(r.Time.Unix(), now0, se, r.RTTs); got != want {
 		t.Errorf("last_result =\n%s\nwant\n%s", got, want)
 	}
-	if names := tree(t, ts.out(se.ID)); !slices.Equal(names, []string{"last_result"}) {
+	if names := storetest.Tree(t, ts.out(se.ID)); !slices.Equal(names, []string{"last_result"}) {
 		t.Errorf("output holds %v, want last_result only", names)
 	}
 }
@@ -323,7 +325,7 @@ func TestWriteDropped(t *testing.T) {
 func snapshot(t *testing.T, root string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
-	for _, p := range tree(t, root) {
+	for _, p := range storetest.Tree(t, root) {
 		if strings.HasSuffix(p, "/") {
 			m[p] = "/"
 		} else {
@@ -378,8 +380,8 @@ func TestOutputRemovedWhileActive(t *testing.T) {
 			if got, want := string(readFile(t, ts.out(se.ID, "last_result"))), wantLastResult(res.Time.Unix(), now0+60, se, r); got != want {
 				t.Errorf("last_result =\n%s\nwant\n%s", got, want)
 			}
-			checkRow(t, "new main.rrd", fetchRow(t, ts.out(se.ID, "main.rrd"), res.Time.Unix(), se.Step), wantRow(r))
-			info := rrdInfo(t, ts.out(se.ID, "main.rrd"))
+			checkRow(t, "new main.rrd", rrdtest.FetchRow(t, ts.out(se.ID, "main.rrd"), res.Time.Unix(), se.Step), wantRow(r))
+			info := rrdtest.Info(t, ts.out(se.ID, "main.rrd"))
 			if info["step"] != "60" || info["ds[ping4].max"] != "1.8000000000e+02" {
 				t.Errorf("recreated main.rrd: step %s, ping4 max %s", info["step"], info["ds[ping4].max"])
 			}
@@ -409,7 +411,7 @@ func TestUpdateErrorKeepsFile(t *testing.T) {
 			if !bytes.Equal(readFile(t, ts.out(id, "main.rrd")), rrd) {
 				t.Error("main.rrd changed")
 			}
-			checkRow(t, "first round", fetchRow(t, ts.out(id, "main.rrd"), first.Time.Unix(), se.Step), wantRow(rtts(1, 2, 3)))
+			checkRow(t, "first round", rrdtest.FetchRow(t, ts.out(id, "main.rrd"), first.Time.Unix(), se.Step), wantRow(rtts(1, 2, 3)))
 			if got, want := string(readFile(t, ts.out(id, "last_result"))), wantLastResult(first.Time.Unix(), now0+5, se, rtts(4, 5, 6)); got != want {
 				t.Errorf("last_result =\n%s\nwant\n%s", got, want)
 			}
@@ -478,7 +480,7 @@ func TestCorruptAtPrepare(t *testing.T) {
 			if got := readFile(t, ts.out(se.ID, "corrupted_main.rrd")); !bytes.Equal(got, bad) {
 				t.Errorf("corrupted_main.rrd holds %d bytes, not the %d of the corrupt file", len(got), len(bad))
 			}
-			info := rrdInfo(t, path)
+			info := rrdtest.Info(t, path)
 			if info["step"] != "60" || info["ds[ping4].index"] != "5" || info["last_update"] != strconv.Itoa(now0+60-(now0+60)%60-120) {
 				t.Errorf("new main.rrd: step %s, ping4 index %s, last_update %s", info["step"], info["ds[ping4].index"], info["last_update"])
 			}
@@ -487,7 +489,7 @@ func TestCorruptAtPrepare(t *testing.T) {
 			}
 			r := rtts(9, -1, 7, 8)
 			res := ts2.round(t, se, r)
-			checkRow(t, "round in the new file", fetchRow(t, path, res.Time.Unix(), se.Step), wantRow(r))
+			checkRow(t, "round in the new file", rrdtest.FetchRow(t, path, res.Time.Unix(), se.Step), wantRow(r))
 		})
 	}
 }
@@ -509,8 +511,8 @@ func TestCorruptAtWrite(t *testing.T) {
 			if got := readFile(t, ts.out(se.ID, "corrupted_main.rrd")); !bytes.Equal(got, bad) {
 				t.Errorf("corrupted_main.rrd holds %d bytes, not the %d of the corrupt file", len(got), len(bad))
 			}
-			checkRow(t, "round in the new file", fetchRow(t, path, res.Time.Unix(), se.Step), wantRow(r))
-			info := rrdInfo(t, path)
+			checkRow(t, "round in the new file", rrdtest.FetchRow(t, path, res.Time.Unix(), se.Step), wantRow(r))
+			info := rrdtest.Info(t, path)
 			if info["ds[ping4].index"] != "5" || info["last_update"] != strconv.FormatInt(res.Time.Unix(), 10) {
 				t.Errorf("new main.rrd: ping4 index %s, last_update %s", info["ds[ping4].index"], info["last_update"])
 			}
@@ -520,7 +522,7 @@ func TestCorruptAtWrite(t *testing.T) {
 			// And the next round goes on in the new file.
 			ts.clock.Set(now0 + 120)
 			res = ts.round(t, se, rtts(1, 1, 1, 1))
-			checkRow(t, "next round", fetchRow(t, path, res.Time.Unix(), se.Step), wantRow(rtts(1, 1, 1, 1)))
+			checkRow(t, "next round", rrdtest.FetchRow(t, path, res.Time.Unix(), se.Step), wantRow(rtts(1, 1, 1, 1)))
 		})
 	}
 }
@@ -559,10 +561,10 @@ func TestStepOrPingsChange(t *testing.T) {
 				t.Errorf("%s differs from the old main.rrd", tc.old)
 			}
 			want := filepath.Join(t.TempDir(), "want.rrd")
-			rrdtool(t, append([]string{"create", want, "--step", strconv.FormatInt(int64(to.Step/time.Second), 10)},
+			rrdtest.Run(t, append([]string{"create", want, "--step", strconv.FormatInt(int64(to.Step/time.Second), 10)},
 				perlDefs(int(to.Step/time.Second), to.Pings, "smokeping")...)...)
-			wantInfo := rrdInfo(t, want)
-			compareInfo(t, rrdInfo(t, path), wantInfo, definitionKeys(wantInfo))
+			wantInfo := rrdtest.Info(t, want)
+			compareInfo(t, rrdtest.Info(t, path), wantInfo, definitionKeys(wantInfo))
 
 			// A result of the old order is dropped; one of the new goes to the new file.
 			if err := ts.Write(Result{ID: "s/c", Time: Stamp(ts.clock.Now(), from.Step), Step: from.Step, RTTs: r}); err != nil {
@@ -573,7 +575,7 @@ func TestStepOrPingsChange(t *testing.T) {
 				nr[i] = time.Duration(10*i+1) * time.Millisecond
 			}
 			res := ts.round(t, to, nr)
-			checkRow(t, "round of the new order", fetchRow(t, path, res.Time.Unix(), to.Step), wantRow(nr))
+			checkRow(t, "round of the new order", rrdtest.FetchRow(t, path, res.Time.Unix(), to.Step), wantRow(nr))
 
 			// Prepared again the same: nothing moves.
 			after := readFile(t, path)
@@ -581,7 +583,7 @@ func TestStepOrPingsChange(t *testing.T) {
 			if !bytes.Equal(readFile(t, path), after) {
 				t.Error("Prepare with the same definition changed main.rrd")
 			}
-			if names := tree(t, ts.out("s/c")); !slices.Equal(names, []string{"last_result", "main.rrd", tc.old}) {
+			if names := storetest.Tree(t, ts.out("s/c")); !slices.Equal(names, []string{"last_result", "main.rrd", tc.old}) {
 				t.Errorf("output holds %v", names)
 			}
 		})
@@ -603,7 +605,7 @@ func TestStepFlipKeepsEveryFile(t *testing.T) {
 		kept = append(kept, readFile(t, ts.out("flip", "main.rrd")))
 	}
 	want := []string{"last_result", "main.rrd", "main.step300.pings2.rrd", "main.step60.pings2.2.rrd", "main.step60.pings2.rrd"}
-	if names := tree(t, ts.out("flip")); !slices.Equal(names, want) {
+	if names := storetest.Tree(t, ts.out("flip")); !slices.Equal(names, want) {
 		t.Fatalf("output holds %v, want %v", names, want)
 	}
 	for i, name := range []string{"main.step60.pings2.rrd", "main.step300.pings2.rrd", "main.step60.pings2.2.rrd"} {
@@ -625,7 +627,7 @@ func TestPrepareFailureRecovers(t *testing.T) {
 	}
 	os.Remove(ts.out("blocked", "main.rrd"))
 	res := ts.round(t, se, []time.Duration{time.Millisecond, 3 * time.Millisecond})
-	checkRow(t, "round after a failed Prepare", fetchRow(t, ts.out("blocked", "main.rrd"), res.Time.Unix(), se.Step),
+	checkRow(t, "round after a failed Prepare", rrdtest.FetchRow(t, ts.out("blocked", "main.rrd"), res.Time.Unix(), se.Step),
 		wantRow([]time.Duration{time.Millisecond, 3 * time.Millisecond}))
 }
 
@@ -645,19 +647,19 @@ func TestArchive(t *testing.T) {
 			t.Errorf("archive holds %v, want %v", keys(got), keys(before))
 		}
 		// output/a/b went (empty), output/a stays for a/x.
-		if got := tree(t, ts.output); !slices.Equal(got, []string{"a/", "a/x/"}) {
+		if got := storetest.Tree(t, ts.output); !slices.Equal(got, []string{"a/", "a/x/"}) {
 			t.Errorf("output/ holds %v", got)
 		}
 		if err := ts.Archive("a/x"); err != nil {
 			t.Fatal(err)
 		}
-		if got := tree(t, ts.output); len(got) != 0 {
+		if got := storetest.Tree(t, ts.output); len(got) != 0 {
 			t.Errorf("output/ holds %v after archiving everything", got)
 		}
 		if !exists(ts.output) {
 			t.Error("output/ itself was removed")
 		}
-		if got := tree(t, ts.archive); !slices.Equal(got, []string{"a/", "a/b/", "a/b/c/", "a/b/c/last_result", "a/b/c/main.rrd", "a/x/"}) {
+		if got := storetest.Tree(t, ts.archive); !slices.Equal(got, []string{"a/", "a/b/", "a/b/c/", "a/b/c/last_result", "a/b/c/main.rrd", "a/x/"}) {
 			t.Errorf("archive/ holds %v", got)
 		}
 	})
@@ -666,7 +668,7 @@ func TestArchive(t *testing.T) {
 		if err := ts.Archive("never/was"); err != nil {
 			t.Errorf("Archive of an id without output: %v", err)
 		}
-		if got := tree(t, ts.base); !slices.Equal(got, []string{"archive/", "output/"}) {
+		if got := storetest.Tree(t, ts.base); !slices.Equal(got, []string{"archive/", "output/"}) {
 			t.Errorf("base holds %v", got)
 		}
 		ts.mustPrepare(t, Series{ID: "p", Step: time.Minute, Pings: 1, RRDTemplate: "norrd"})
@@ -729,7 +731,7 @@ func TestPrepareRestoresArchive(t *testing.T) {
 		if got := snapshot(t, ts.out(se.ID)); !maps2Equal(got, before) {
 			t.Errorf("restored output differs: %v, want %v", keys(got), keys(before))
 		}
-		if got := tree(t, ts.archive); len(got) != 0 {
+		if got := storetest.Tree(t, ts.archive); len(got) != 0 {
 			t.Errorf("archive/ holds %v after the restore (empty parents must go)", got)
 		}
 		if !exists(ts.archive) {
@@ -740,7 +742,7 @@ func TestPrepareRestoresArchive(t *testing.T) {
 		}
 		// The history goes on in the same file.
 		res := ts.round(t, se, rtts(4, 5, 6))
-		rows, _ := rrdFetch(t, ts.out(se.ID, "main.rrd"), first.Time.Unix()-60, res.Time.Unix())
+		rows, _ := rrdtest.Fetch(t, ts.out(se.ID, "main.rrd"), first.Time.Unix()-60, res.Time.Unix())
 		checkRow(t, "first round", rows[first.Time.Unix()], wantRow(rtts(1, 2, 3)))
 		checkRow(t, "round after restore", rows[res.Time.Unix()], wantRow(rtts(4, 5, 6)))
 	})
@@ -825,7 +827,7 @@ func TestReconcile(t *testing.T) {
 	if !exists(ts.arch("gone", "main.rrd")) || !exists(ts.arch("n/onlylast", "last_result")) {
 		t.Error("archived outputs lost files")
 	}
-	if got := tree(t, ts.output); !slices.Equal(got, []string{
+	if got := storetest.Tree(t, ts.output); !slices.Equal(got, []string{
 		"act/", "act/last_result", "act/main.rrd", "empty/", "empty/dir/", "junk/", "junk/notes",
 		"keep/", "keep/last_result", "keep/main.rrd", "n/", "n/x/", "n/x/keep/", "n/x/keep/last_result", "n/x/keep/main.rrd",
 	}) {
@@ -924,7 +926,7 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 	for i, se := range series {
 		last := int64(now0 - now0%60 + (rounds-1)*60)
-		rows, _ := rrdFetch(t, ts.out(se.ID, "main.rrd"), now0-now0%60-60, last)
+		rows, _ := rrdtest.Fetch(t, ts.out(se.ID, "main.rrd"), now0-now0%60-60, last)
 		for k := range rounds {
 			checkRow(t, fmt.Sprintf("%s round %d", se.ID, k), rows[now0-now0%60+int64(k)*60], wantRow(rtts(float64(i), float64(k), -1)))
 		}
@@ -968,7 +970,7 @@ func TestSymlinksNotFollowed(t *testing.T) {
 			ts.Prepare(se)
 			ts.Write(Result{ID: se.ID, Time: Stamp(ts.clock.Now(), se.Step), Step: se.Step, RTTs: rtts(1, 2)})
 			ts.Archive(se.ID)
-			if names := tree(t, outside); !slices.Equal(names, []string{"victim"}) {
+			if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
 				t.Errorf("outside the base directory: %v, want only the victim", names)
 			}
 			if b, _ := os.ReadFile(victim); string(b) != "precious" {

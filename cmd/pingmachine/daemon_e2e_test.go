@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"net"
 	"net/http"
@@ -25,6 +23,8 @@ import (
 	"time"
 
 	"pingmachine/pinger/pingtest"
+	"pingmachine/rrdfmt/rrdtest"
+	"pingmachine/store/storetest"
 )
 
 // daemon is a pingmachine daemon process under test.
@@ -32,26 +32,9 @@ type daemon struct {
 	t    *testing.T
 	base string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *storetest.LogBuffer
 	done chan struct{}
 	code int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon runs the daemon on base with debug logs; the test's cleanup stops it.
@@ -69,7 +52,7 @@ func startDaemonIn(t *testing.T, ns *pingtest.Namespace, base string, args ...st
 func startDaemonWith(t *testing.T, command func(string, ...string) *exec.Cmd, base string, args ...string) *daemon {
 	t.Helper()
 	bin := build(t)
-	d := &daemon{t: t, base: base, logs: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: t, base: base, logs: &storetest.LogBuffer{}, done: make(chan struct{})}
 	d.cmd = command(bin, append([]string{"--debug", "--basedir", base}, args...)...)
 	d.cmd.Stderr = d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -97,21 +80,21 @@ func (d *daemon) waitLog(s string, timeout time.Duration) {
 	d.waitFor("log line "+strconv.Quote(s), timeout, func() bool { return strings.Contains(d.logs.String(), s) })
 }
 
-// waitFor polls cond until it holds; the test fails after timeout.
+// waitFor polls cond until it holds; the test fails after timeout, or at once if the
+// daemon exits.
 func (d *daemon) waitFor(what string, timeout time.Duration, cond func() bool) {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
+	storetest.WaitFor(d.t, what, timeout, func() bool {
+		if cond() {
+			return true
+		}
 		select {
 		case <-d.done:
 			d.t.Fatalf("daemon exited (%d) while waiting for %s", d.code, what)
 		default:
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("no %s within %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // stop sends sig and returns the exit status.
@@ -225,35 +208,6 @@ func checkLastResult(t *testing.T, id string, lr lastResult, step, pings, loss i
 	}
 }
 
-// fetchRow returns rrdtool fetch's AVERAGE row at time tm of a main.rrd.
-func fetchRow(t *testing.T, rrd string, tm, step int64) []float64 {
-	t.Helper()
-	out, err := exec.Command("rrdtool", "fetch", rrd, "AVERAGE", "-r", strconv.FormatInt(step, 10),
-		"-s", strconv.FormatInt(tm-step, 10), "-e", strconv.FormatInt(tm, 10)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rrdtool fetch %s: %v\n%s", rrd, err, out)
-	}
-	prefix := strconv.FormatInt(tm, 10) + ":"
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
-		if !ok {
-			continue
-		}
-		var row []float64
-		for _, f := range strings.Fields(rest) {
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				v = math.NaN()
-			}
-			row = append(row, v)
-		}
-		return row
-	}
-	t.Fatalf("rrdtool fetch %s: no row at %d in\n%s", rrd, tm, out)
-	return nil
-}
-
 func TestDaemonResults(t *testing.T) {
 	t.Parallel()
 	base := filepath.Join(t.TempDir(), "not", "yet") // created by the daemon
@@ -290,7 +244,7 @@ func TestDaemonResults(t *testing.T) {
 		// The RRD row of last_result's time holds the same loss and median, and
 		// the pings sorted.
 		tm := lr.int(t, "time")
-		row := fetchRow(t, rrd, tm, int64(o.step))
+		row := rrdtest.FetchRow(t, rrd, tm, time.Duration(o.step)*time.Second)
 		median, _ := strconv.ParseFloat(lr.values["median"], 64)
 		if len(row) != 2+o.pings || row[0] != 0 || math.Abs(row[1]-median) > 1e-12 {
 			t.Errorf("%s: rrdtool fetch row at %d = %v, want loss 0, median %v and %d pings", o.id, tm, row, median, o.pings)
@@ -303,10 +257,10 @@ func TestDaemonResults(t *testing.T) {
 		if math.Abs(row[2]-min) > 1e-12 || math.Abs(row[len(row)-1]-max) > 1e-12 {
 			t.Errorf("%s: RRD pings %v, want from min %v to max %v", o.id, row[2:], min, max)
 		}
-		out, err := exec.Command("rrdtool", "info", rrd).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "ds[ping"+strconv.Itoa(o.pings)+"].max = 1.8000000000e+02") ||
-			!strings.Contains(string(out), "ds[loss].max = "+fmt.Sprintf("%.10e", float64(o.pings))) {
-			t.Errorf("%s: rrdtool info: %v\n%s", o.id, err, out)
+		info := rrdtest.Info(t, rrd)
+		pingMax, lossMax := info["ds[ping"+strconv.Itoa(o.pings)+"].max"], info["ds[loss].max"]
+		if pingMax != "1.8000000000e+02" || lossMax != fmt.Sprintf("%.10e", float64(o.pings)) {
+			t.Errorf("%s: rrdtool info: ping%d max %s, loss max %s; want 180 and %d", o.id, o.pings, pingMax, lossMax, o.pings)
 		}
 	}
 
@@ -429,9 +383,11 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 		if err != nil || len(kept) != len(before) {
 			t.Errorf("old main.rrd not kept as main.step2.pings2.rrd: %v", err)
 		}
-		out, err := exec.Command("rrdtool", "info", d.path("output", "keep", "main.rrd")).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "ds[ping1]") || strings.Contains(string(out), "ds[ping2]") {
-			t.Errorf("new main.rrd: %v\n%s", err, out)
+		info := rrdtest.Info(t, d.path("output", "keep", "main.rrd"))
+		_, ping1 := info["ds[ping1].index"]
+		_, ping2 := info["ds[ping2].index"]
+		if !ping1 || ping2 {
+			t.Errorf("new main.rrd has ping1 %v, ping2 %v; want one ping", ping1, ping2)
 		}
 	})
 
@@ -458,7 +414,7 @@ func TestDaemonOrderLifecycle(t *testing.T) {
 			t.Errorf("corrupted_main.rrd: %q, %v; want the corrupt file", b, err)
 		}
 		// The round that found the file corrupt is in the new one.
-		if row := fetchRow(t, rrd, lr.int(t, "time"), 2); len(row) != 3 || row[0] != 0 {
+		if row := rrdtest.FetchRow(t, rrd, lr.int(t, "time"), 2*time.Second); len(row) != 3 || row[0] != 0 {
 			t.Errorf("new main.rrd row %v, want the round of last_result", row)
 		}
 		d.waitLog("detected corrupted RRD file", time.Second)
@@ -555,7 +511,7 @@ func TestDaemonScripted(t *testing.T) {
 		checkLastResult(t, o.id, lr, 4, 4, o.loss)
 		// The RRD holds the answered pings sorted in the middle, the lost ones as
 		// unknown split below and above.
-		row := fetchRow(t, d.path("output", o.id, "main.rrd"), lr.int(t, "time"), 4)
+		row := rrdtest.FetchRow(t, d.path("output", o.id, "main.rrd"), lr.int(t, "time"), 4*time.Second)
 		if len(row) != 6 || row[0] != float64(o.loss) {
 			t.Errorf("%s: RRD row %v, want loss %d and 4 pings", o.id, row, o.loss)
 			continue
@@ -591,10 +547,10 @@ func TestDaemonScripted(t *testing.T) {
 // it is told to flush: the daemon's stop flushes them.
 func TestDaemonRRDCached(t *testing.T) {
 	t.Parallel()
-	base, run := t.TempDir(), t.TempDir()
-	sock := startRRDCached(t, base, run)
+	base := t.TempDir()
+	cached := rrdtest.StartCached(t, base)
 	writeOrder(t, base, "cached", icmpOrder("127.0.0.1", 2, 2, ""))
-	d := startDaemon(t, base, "--rrdcached", "unix:"+sock)
+	d := startDaemon(t, base, "--rrdcached", "unix:"+cached.Sock)
 	first := d.waitResult("cached", 0, 10*time.Second)
 	last := d.waitResult("cached", first.int(t, "time"), 5*time.Second)
 	if code := d.stop(syscall.SIGTERM); code != 0 {
@@ -603,7 +559,7 @@ func TestDaemonRRDCached(t *testing.T) {
 	rrd := d.path("output", "cached", "main.rrd")
 	for _, lr := range []lastResult{first, last} {
 		median, _ := strconv.ParseFloat(lr.values["median"], 64)
-		if row := fetchRow(t, rrd, lr.int(t, "time"), 2); len(row) != 4 || row[0] != 0 || math.Abs(row[1]-median) > 1e-12 {
+		if row := rrdtest.FetchRow(t, rrd, lr.int(t, "time"), 2*time.Second); len(row) != 4 || row[0] != 0 || math.Abs(row[1]-median) > 1e-12 {
 			t.Errorf("row %v at %s, want loss 0 and median %v from last_result", row, lr.values["time"], median)
 		}
 	}
@@ -733,7 +689,7 @@ func TestDaemonAdapters(t *testing.T) {
 	} {
 		lr := d.waitResult(o.id, 0, 15*time.Second)
 		checkLastResult(t, o.id, lr, 3, o.pings, o.loss)
-		row := fetchRow(t, d.path("output", o.id, "main.rrd"), lr.int(t, "time"), 3)
+		row := rrdtest.FetchRow(t, d.path("output", o.id, "main.rrd"), lr.int(t, "time"), 3*time.Second)
 		median, _ := strconv.ParseFloat(lr.values["median"], 64)
 		if len(row) != 2+o.pings || row[0] != float64(o.loss) || o.loss < o.pings && math.Abs(row[1]-median) > 1e-12 {
 			t.Errorf("%s: RRD row %v, want loss %d and median %v", o.id, row, o.loss, median)
@@ -894,7 +850,7 @@ func TestDaemonDirsRemoved(t *testing.T) {
 	os.RemoveAll(d.path("archive"))
 	lr := d.waitResult("a/keep", first.int(t, "time"), 5*time.Second)
 	checkLastResult(t, "a/keep", lr, 1, 1, 0)
-	if row := fetchRow(t, d.path("output", "a", "keep", "main.rrd"), lr.int(t, "time"), 1); len(row) != 3 || row[0] != 0 {
+	if row := rrdtest.FetchRow(t, d.path("output", "a", "keep", "main.rrd"), lr.int(t, "time"), time.Second); len(row) != 3 || row[0] != 0 {
 		t.Errorf("the recreated main.rrd holds %v at %s, want the round", row, lr.values["time"])
 	}
 	d.waitResult("a/gone", 0, 5*time.Second)
@@ -929,9 +885,7 @@ func TestDaemonKill9(t *testing.T) {
 		if !ok || !slices.Equal(lr.keys, lastResultKeys) {
 			t.Errorf("%s: last_result not whole: %v", id, lr.keys)
 		}
-		if out, err := exec.Command("rrdtool", "info", d.path("output", id, "main.rrd")).CombinedOutput(); err != nil {
-			t.Errorf("%s: rrdtool info: %v\n%s", id, err, out)
-		}
+		rrdtest.Info(t, d.path("output", id, "main.rrd"))
 	}
 }
 
@@ -969,9 +923,7 @@ func TestDaemonDiskFull(t *testing.T) {
 	os.Remove(filler)
 	after := d.waitResult("full", max(before.int(t, "time"), during.int(t, "time")), 5*time.Second)
 	checkLastResult(t, "full", after, 1, 1, 0)
-	if out, err := exec.Command("rrdtool", "info", d.path("output", "full", "main.rrd")).CombinedOutput(); err != nil {
-		t.Errorf("rrdtool info after the disk was full: %v\n%s", err, out)
-	}
+	rrdtest.Info(t, d.path("output", "full", "main.rrd")) // rrdtool still reads it
 }
 
 // zeros reads as an endless run of zero bytes.
@@ -982,54 +934,23 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startRRDCached runs an rrdcached for base that writes only when told to (or after an
-// hour), with its journal, pid file and socket in run; the test's cleanup kills it.
-func startRRDCached(t *testing.T, base, run string) (sock string) {
-	t.Helper()
-	sock = filepath.Join(run, "sock")
-	os.Remove(sock) // both left behind by an rrdcached that was killed
-	os.Remove(filepath.Join(run, "pid"))
-	cached := exec.Command("rrdcached", "-g", "-b", base, "-F", "-w", "3600", "-z", "1", "-f", "7200",
-		"-j", run, "-p", filepath.Join(run, "pid"), "-l", "unix:"+sock)
-	var clog syncBuffer
-	cached.Stdout, cached.Stderr = &clog, &clog
-	if err := cached.Start(); err != nil {
-		t.Fatalf("rrdcached (make test installs it): %v", err)
-	}
-	t.Cleanup(func() {
-		cached.Process.Kill()
-		cached.Wait()
-		if t.Failed() {
-			t.Logf("rrdcached:\n%s", clog.String())
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); !exists(sock); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("rrdcached did not create its socket")
-		}
-	}
-	return sock
-}
-
 // TestDaemonRRDCachedRestart: rrdcached crashes (SIGKILL) and comes back. The daemon
 // logs the outage once, goes on writing last_result, keeps the RRD updates meanwhile, and
 // sends them once rrdcached is back: the rounds of the outage are in main.rrd.
 func TestDaemonRRDCachedRestart(t *testing.T) {
 	t.Parallel()
-	base, run := t.TempDir(), t.TempDir()
-	sock := startRRDCached(t, base, run)
+	base := t.TempDir()
+	cached := rrdtest.StartCached(t, base)
 	writeOrder(t, base, "cached", icmpOrder("127.0.0.1", 1, 1, ""))
-	d := startDaemon(t, base, "--rrdcached", "unix:"+sock)
+	d := startDaemon(t, base, "--rrdcached", "unix:"+cached.Sock)
 	first := d.waitResult("cached", 0, 10*time.Second)
 
-	pid, _ := os.ReadFile(filepath.Join(run, "pid"))
-	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-	syscall.Kill(n, syscall.SIGKILL)
+	cached.Kill()
 	d.waitLog("rrdcached cannot be reached", 5*time.Second)
 	during := d.waitResult("cached", first.int(t, "time"), 5*time.Second) // last_result goes on
 	time.Sleep(2 * time.Second)                                           // more rounds to keep
 
-	startRRDCached(t, base, run)
+	cached.Start()
 	d.waitLog("rrdcached is back", 10*time.Second)
 	after := d.waitResult("cached", during.int(t, "time")+2, 10*time.Second)
 	if code := d.stop(syscall.SIGTERM); code != 0 {
@@ -1040,7 +961,7 @@ func TestDaemonRRDCachedRestart(t *testing.T) {
 	// exceeds the heartbeat. Every later round must be there.
 	rrd := d.path("output", "cached", "main.rrd")
 	for ts := during.int(t, "time") + 1; ts <= after.int(t, "time"); ts++ {
-		if row := fetchRow(t, rrd, ts, 1); len(row) != 3 || row[0] != 0 {
+		if row := rrdtest.FetchRow(t, rrd, ts, time.Second); len(row) != 3 || row[0] != 0 {
 			t.Errorf("row %v at %d, want the round (kept from %d)", row, ts, during.int(t, "time"))
 		}
 	}
@@ -1112,26 +1033,12 @@ func TestDaemonHostileOrders(t *testing.T) {
 	if exists(d.path("output", "linked-dir")) {
 		t.Error("the linked directory was followed")
 	}
-	if names := tree(t, outside); !slices.Equal(names, []string{"order"}) {
+	if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"order"}) {
 		t.Errorf("outside the base directory: %v, want only the order placed there", names)
 	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
-}
-
-// tree lists the names below dir, relative, sorted.
-func tree(t *testing.T, dir string) []string {
-	t.Helper()
-	var names []string
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && path != dir {
-			rel, _ := filepath.Rel(dir, path)
-			names = append(names, rel)
-		}
-		return nil
-	})
-	return names
 }
 
 // TestDaemonPrivileges runs the daemon as nobody with CAP_NET_RAW as a file capability

@@ -57,9 +57,7 @@ func TestMain(m *testing.M) {
 
 func build(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for ICMP sockets and network namespaces")
-	}
+	pingtest.RequireRoot(t)
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("building pingmachine: %v", err)

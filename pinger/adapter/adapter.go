@@ -20,11 +20,6 @@ type Round struct {
 	Timeout  time.Duration // how long each ping waits for its answer
 }
 
-// Duration is how long a round runs when every ping waits its full timeout.
-func (r Round) Duration() time.Duration {
-	return time.Duration(r.Pings-1)*r.Interval + r.Timeout
-}
-
 // Tool is one external probe program configured for one order.
 type Tool interface {
 	// Argv is the command line of one round: argv[0] is the program (a path, or a name

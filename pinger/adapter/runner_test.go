@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pingmachine/store/storetest"
 )
 
 // shTool runs a shell script as a stand-in probe program (the runner itself never uses a
@@ -67,18 +70,14 @@ func TestRunnerDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	storetest.WaitFor(t, fmt.Sprintf("end of the tool's child %d after the deadline", pid), 2*time.Second, func() bool {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			break
+			return true
 		}
 		// A zombie is dead too: only its parent (the killed shell, now init) reaps it.
-		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); strings.Contains(string(st), ") Z ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the tool's child %d survived the deadline", pid)
-		}
-	}
+		st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return strings.Contains(string(st), ") Z ")
+	})
 }
 
 func TestRunnerMissingProgram(t *testing.T) {

@@ -32,6 +32,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// RequireRoot skips the test unless it runs as root, which raw ICMP sockets, network
+// namespaces and the daemon's privilege tests need.
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root for raw ICMP sockets and network namespaces")
+	}
+}
+
 // netnsDir is where `ip netns` keeps its named namespaces as bind-mounted files.
 const netnsDir = "/run/netns"
 
@@ -60,9 +69,7 @@ func NewNamespace(t testing.TB) *Namespace {
 // NewNamespace call.
 func newGroup(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root for network namespaces")
-	}
+	RequireRoot(t)
 	removeStale(t)
 	return fmt.Sprintf("%08x", rand.Uint32())
 }
@@ -149,7 +156,7 @@ func (ns *Namespace) Command(name string, args ...string) *exec.Cmd {
 // calls t.Fatal if that fails.
 func (ns *Namespace) Sysctl(t testing.TB, key, value string) {
 	t.Helper()
-	// /proc/sys/net resolves against the network namespace of the thread that opens it.
+	// /proc/sys/net shows the settings of the network namespace of the thread that opens it.
 	path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
 	err := ns.Do(func() error {
 		return os.WriteFile(path, []byte(value), 0)

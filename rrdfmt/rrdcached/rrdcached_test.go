@@ -1,103 +1,21 @@
 package rrdcached
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
-
-// daemon is a real rrdcached for one test, listening on a unix socket in a temporary
-// directory and on a free loopback TCP port.
-type daemon struct {
-	dir, sock, tcp string
-	args           []string
-	cmd            *exec.Cmd
-	log            bytes.Buffer
-}
-
-func startDaemon(tb testing.TB) *daemon {
-	tb.Helper()
-	if _, err := exec.LookPath("rrdcached"); err != nil {
-		tb.Fatal("rrdcached not installed (make test installs it)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	root := tb.TempDir()
-	d := &daemon{dir: filepath.Join(root, "rrd"), sock: filepath.Join(root, "sock"), tcp: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	for _, dir := range []string{d.dir, filepath.Join(root, "journal")} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	// -g: foreground. -B: paths stay inside -b, relative ones are relative to it.
-	// -w 3600: files are written only on FLUSH (or after an hour), so the tests can see
-	// that FLUSH is what puts readings on disk. -z must be positive (1.7.2 refuses 0), and
-	// -f at least twice -w to keep the daemon from warning.
-	d.args = []string{"-g", "-B", "-b", d.dir, "-F", "-w", "3600", "-z", "1", "-f", "7200",
-		"-j", filepath.Join(root, "journal"), "-p", filepath.Join(root, "pid"),
-		"-l", "unix:" + d.sock, "-l", d.tcp}
-	d.start(tb)
-	tb.Cleanup(func() {
-		d.kill()
-		if tb.Failed() {
-			tb.Logf("rrdcached output:\n%s", d.log.String())
-		}
-	})
-	return d
-}
-
-// start runs the daemon and waits until both listeners accept connections.
-func (d *daemon) start(tb testing.TB) {
-	tb.Helper()
-	d.cmd = exec.Command("rrdcached", d.args...)
-	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
-	if err := d.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if up(d.sock, d.tcp) {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("rrdcached did not start listening; output:\n%s", d.log.String())
-		}
-	}
-}
-
-func up(sock, tcp string) bool {
-	for _, a := range [][2]string{{"unix", sock}, {"tcp", tcp}} {
-		c, err := net.Dial(a[0], a[1])
-		if err != nil {
-			return false
-		}
-		c.Close()
-	}
-	return true
-}
-
-// kill stops the daemon at once, as a crash would.
-func (d *daemon) kill() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-		d.cmd = nil
-	}
-}
 
 func dial(tb testing.TB, addr string) *Client {
 	tb.Helper()
@@ -113,43 +31,15 @@ var defs = []string{"DS:loss:GAUGE:120:0:20", "DS:median:GAUGE:120:0:180", "RRA:
 
 const t0 = 1_699_999_980 // a multiple of the 60 s step
 
-// fetch runs the real rrdtool on path and returns the AVERAGE rows from (start, end] by
-// time; unknown values are NaN.
-func fetch(t *testing.T, path string, start, end int64) map[int64][]float64 {
-	t.Helper()
-	out, err := exec.Command("rrdtool", "fetch", path, "AVERAGE", "-s", strconv.FormatInt(start, 10), "-e", strconv.FormatInt(end, 10)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rrdtool fetch %s: %v\n%s", path, err, out)
-	}
-	rows := map[int64][]float64{}
-	for _, l := range strings.Split(string(out), "\n") {
-		ts, vals, ok := strings.Cut(l, ":")
-		sec, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
-		if !ok || err != nil {
-			continue // the header and the blank line
-		}
-		var row []float64
-		for _, f := range strings.Fields(vals) {
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				v = math.NaN() // rrdtool prints "-nan" on some systems
-			}
-			row = append(row, v)
-		}
-		rows[sec] = row
-	}
-	return rows
-}
-
 // TestCreateUpdateFlushFetch goes through every address form: create through the daemon,
 // update, FLUSH, and read the file with rrdtool itself.
 func TestCreateUpdateFlushFetch(t *testing.T) {
-	d := startDaemon(t)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
 	ctx := context.Background()
 	for _, tc := range []struct{ name, addr, file string }{
-		{"unix-prefix", "unix:" + d.sock, "a.rrd"},
-		{"unix-path", d.sock, "sub dir b.rrd"}, // a space, escaped on the wire
-		{"tcp", d.tcp, "c.rrd"},
+		{"unix-prefix", "unix:" + d.Sock, "a.rrd"},
+		{"unix-path", d.Sock, "sub dir b.rrd"}, // a space, escaped on the wire
+		{"tcp", d.TCP, "c.rrd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, tc.addr)
@@ -172,8 +62,8 @@ func TestCreateUpdateFlushFetch(t *testing.T) {
 				}
 			}
 			end := int64(t0 + 60*30)
-			path := filepath.Join(d.dir, tc.file)
-			if row := fetch(t, path, end-60, end)[end]; len(row) != 2 || !math.IsNaN(row[1]) {
+			path := filepath.Join(d.Base, tc.file)
+			if row := rrdtest.FetchRow(t, path, end, time.Minute); len(row) != 2 || !math.IsNaN(row[1]) {
 				t.Errorf("row %d before FLUSH = %v, want unknown (written only on FLUSH)", end, row)
 			}
 			if last, err := c.Last(ctx, tc.file); err != nil || last.Unix() != end {
@@ -182,7 +72,7 @@ func TestCreateUpdateFlushFetch(t *testing.T) {
 			if err := c.Flush(ctx, tc.file); err != nil {
 				t.Fatal(err)
 			}
-			rows := fetch(t, path, t0, end)
+			rows, _ := rrdtest.Fetch(t, path, t0, end)
 			for i := 1; i <= 30; i++ {
 				ts := int64(t0 + 60*i)
 				want := []float64{float64(i % 20), float64(i) + 0.5}
@@ -222,8 +112,8 @@ func TestCreateUpdateFlushFetch(t *testing.T) {
 }
 
 func TestCreateOverwrite(t *testing.T) {
-	d := startDaemon(t)
-	c := dial(t, d.tcp)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c := dial(t, d.TCP)
 	ctx := context.Background()
 	if err := c.Create(ctx, "o.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 		t.Fatal(err)
@@ -239,8 +129,8 @@ func TestCreateOverwrite(t *testing.T) {
 
 // TestDaemonErrors checks that refusals come back as *Error and leave the connection usable.
 func TestDaemonErrors(t *testing.T) {
-	d := startDaemon(t)
-	c := dial(t, "unix:"+d.sock)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c := dial(t, "unix:"+d.Sock)
 	ctx := context.Background()
 	if err := c.Create(ctx, "e.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 		t.Fatal(err)
@@ -286,8 +176,8 @@ func TestDaemonErrors(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	d := startDaemon(t)
-	c := dial(t, d.tcp)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c := dial(t, d.TCP)
 	ctx := context.Background()
 	for _, f := range []string{"x.rrd", "y z.rrd"} {
 		if err := c.Create(ctx, f, time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
@@ -314,7 +204,7 @@ func TestBatch(t *testing.T) {
 	}
 	// The others were executed, the FLUSHes included.
 	for _, f := range []string{"x.rrd", "y z.rrd"} {
-		if got := fetch(t, filepath.Join(d.dir, f), t0, t0+180)[t0+180]; len(got) != 2 || got[1] != 3 {
+		if got := rrdtest.FetchRow(t, filepath.Join(d.Base, f), t0+180, time.Minute); len(got) != 2 || got[1] != 3 {
 			t.Errorf("%s row %d after BATCH = %v, want [3 3]", f, t0+180, got)
 		}
 	}
@@ -326,8 +216,8 @@ func TestBatch(t *testing.T) {
 // TestInjection checks that nothing a caller passes can end a line or a BATCH early: such
 // requests are refused before anything is sent.
 func TestInjection(t *testing.T) {
-	d := startDaemon(t)
-	c := dial(t, d.sock)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c := dial(t, d.Sock)
 	ctx := context.Background()
 	if err := c.Create(ctx, "i.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
 		t.Fatal(err)
@@ -373,15 +263,15 @@ func TestInjection(t *testing.T) {
 	if st["UpdatesReceived"] != 0 || st["FlushesReceived"] != 0 {
 		t.Errorf("the daemon received something: %v", st)
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "j.rrd")); err == nil {
+	if _, err := os.Stat(filepath.Join(d.Base, "j.rrd")); err == nil {
 		t.Error("j.rrd was created")
 	}
 }
 
 // TestConcurrentUpdates shares one client among 20 goroutines.
 func TestConcurrentUpdates(t *testing.T) {
-	d := startDaemon(t)
-	c := dial(t, "unix:"+d.sock)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c := dial(t, "unix:"+d.Sock)
 	ctx := context.Background()
 	const goroutines, updates = 20, 50
 	var wg sync.WaitGroup
@@ -414,7 +304,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	for g := range goroutines {
 		file := fmt.Sprintf("g%d.rrd", g)
 		end := int64(t0 + 60*updates)
-		if row := fetch(t, filepath.Join(d.dir, file), end-60, end)[end]; len(row) != 2 || row[0] != float64(g) || row[1] != updates {
+		if row := rrdtest.FetchRow(t, filepath.Join(d.Base, file), end, time.Minute); len(row) != 2 || row[0] != float64(g) || row[1] != updates {
 			t.Errorf("%s: row %d = %v, want [%d %d]", file, end, row, g, updates)
 		}
 	}
@@ -424,8 +314,8 @@ func TestConcurrentUpdates(t *testing.T) {
 func TestRedial(t *testing.T) {
 	for _, via := range []string{"unix", "tcp"} {
 		t.Run(via, func(t *testing.T) {
-			d := startDaemon(t)
-			addr := map[string]string{"unix": "unix:" + d.sock, "tcp": d.tcp}[via]
+			d := rrdtest.StartCachedTCP(t, t.TempDir())
+			addr := map[string]string{"unix": "unix:" + d.Sock, "tcp": d.TCP}[via]
 			c := dial(t, addr)
 			ctx := context.Background()
 			if err := c.Create(ctx, "r.rrd", time.Minute, time.Unix(t0, 0), true, defs...); err != nil {
@@ -441,7 +331,7 @@ func TestRedial(t *testing.T) {
 			}
 
 			// Daemon down: a clear error naming the command and the address.
-			d.kill()
+			d.Kill()
 			err := c.Update(ctx, "r.rrd", fmt.Sprintf("%d:2:2", t0+120))
 			var daemonErr *Error
 			if err == nil || errors.As(err, &daemonErr) || !strings.Contains(err.Error(), "UPDATE r.rrd") ||
@@ -450,22 +340,22 @@ func TestRedial(t *testing.T) {
 			}
 
 			// Restarted: the next call dials again.
-			d.start(t)
+			d.Start()
 			if last, err := c.Last(ctx, "r.rrd"); err != nil || last.Unix() != t0+60 {
 				t.Fatalf("LAST after restart = %v, %v; want %d", last.Unix(), err, t0+60)
 			}
 
 			// Killed and restarted between two calls: the dead connection is noticed
 			// before the UPDATE is sent, so the UPDATE is not lost.
-			d.kill()
-			d.start(t)
+			d.Kill()
+			d.Start()
 			if err := c.Update(ctx, "r.rrd", fmt.Sprintf("%d:2:2", t0+120)); err != nil {
 				t.Fatalf("UPDATE after a restart between calls: %v", err)
 			}
 			if err := c.Flush(ctx, "r.rrd"); err != nil {
 				t.Fatal(err)
 			}
-			if row := fetch(t, filepath.Join(d.dir, "r.rrd"), t0+60, t0+120)[t0+120]; len(row) != 2 || row[1] != 2 {
+			if row := rrdtest.FetchRow(t, filepath.Join(d.Base, "r.rrd"), t0+120, time.Minute); len(row) != 2 || row[1] != 2 {
 				t.Errorf("row %d = %v, want [2 2]", t0+120, row)
 			}
 		})
@@ -517,8 +407,8 @@ func TestDeadline(t *testing.T) {
 
 func TestParseAddr(t *testing.T) {
 	for _, tc := range []struct{ in, network, address string }{
-		{"unix:/run/rrdcached.sock", "unix", "/run/rrdcached.sock"},
-		{"/run/rrdcached.sock", "unix", "/run/rrdcached.sock"},
+		{"unix:/run/rrdcached.Sock", "unix", "/run/rrdcached.Sock"},
+		{"/run/rrdcached.Sock", "unix", "/run/rrdcached.Sock"},
 		{"127.0.0.1", "tcp", "127.0.0.1:42217"},
 		{"127.0.0.1:1234", "tcp", "127.0.0.1:1234"},
 		{"localhost", "tcp", "localhost:42217"},
@@ -536,8 +426,8 @@ func TestParseAddr(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	d := startDaemon(t)
-	c, err := Dial(context.Background(), d.tcp)
+	d := rrdtest.StartCachedTCP(t, t.TempDir())
+	c, err := Dial(context.Background(), d.TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +445,7 @@ func TestClose(t *testing.T) {
 // BenchmarkUpdate measures single-reading UPDATEs through rrdcached for a file shaped as
 // pingmachine writes them: loss, median and 20 pings.
 func BenchmarkUpdate(b *testing.B) {
-	d := startDaemon(b)
+	d := rrdtest.StartCachedTCP(b, b.TempDir())
 	benchDefs := []string{"DS:loss:GAUGE:120:0:20", "DS:median:GAUGE:120:0:180"}
 	for i := 1; i <= 20; i++ {
 		benchDefs = append(benchDefs, fmt.Sprintf("DS:ping%d:GAUGE:120:0:180", i))
@@ -568,7 +458,7 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 	for _, via := range []string{"unix", "tcp"} {
 		b.Run(via, func(b *testing.B) {
-			c := dial(b, map[string]string{"unix": "unix:" + d.sock, "tcp": d.tcp}[via])
+			c := dial(b, map[string]string{"unix": "unix:" + d.Sock, "tcp": d.TCP}[via])
 			ctx := context.Background()
 			file := via + ".rrd"
 			if err := c.Create(ctx, file, time.Minute, time.Unix(t0, 0), true, benchDefs...); err != nil {

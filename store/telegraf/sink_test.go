@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"pingmachine/store/storetest"
 )
 
 // listener is a UDP socket on loopback that collects what it receives.
@@ -254,24 +256,6 @@ func TestDialErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe to share between goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestSendErrors(t *testing.T) {
 	// A port that was just in use on loopback and now has no listener, so
 	// sends to it draw ICMP port unreachable, reported as ECONNREFUSED.
@@ -279,7 +263,7 @@ func TestSendErrors(t *testing.T) {
 	addr := l.conn.LocalAddr().String()
 	l.conn.Close()
 
-	var logs syncBuffer
+	var logs storetest.LogBuffer
 	s, err := Dial(addr, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +289,7 @@ func TestSendErrors(t *testing.T) {
 
 func TestQueueFull(t *testing.T) {
 	l := listen(t, "127.0.0.1:0")
-	var logs syncBuffer
+	var logs storetest.LogBuffer
 	s, err := Dial(l.conn.LocalAddr().String(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
