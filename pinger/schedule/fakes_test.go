@@ -1,13 +1,11 @@
 package schedule
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
 	"pingmachine/store"
+	"pingmachine/store/storetest"
 )
 
 // The fakes below stand in for the engine, the program runner, the store and the
@@ -273,29 +272,6 @@ func rtts(n int, d time.Duration) []time.Duration {
 	return out
 }
 
-// logBuffer collects the scheduler's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count is how many log lines contain s.
-func (b *logBuffer) count(s string) int {
-	return strings.Count(b.String(), s)
-}
-
 // world is a Scheduler running against fakes, inside a synctest bubble.
 type world struct {
 	t        *testing.T
@@ -303,7 +279,7 @@ type world struct {
 	store    *fakeStore
 	resolver *fakeResolver
 	runner   *fakeRunner
-	log      *logBuffer
+	log      *storetest.LogBuffer
 	s        *Scheduler
 	stop     context.CancelFunc
 	stopped  chan struct{}
@@ -313,7 +289,7 @@ type world struct {
 // scheduler is stopped at the end of the test if the test did not stop it.
 func newWorld(t *testing.T) *world {
 	w := &world{
-		t: t, engine: &fakeEngine{quit: make(chan struct{})}, store: &fakeStore{}, log: &logBuffer{},
+		t: t, engine: &fakeEngine{quit: make(chan struct{})}, store: &fakeStore{}, log: &storetest.LogBuffer{},
 		resolver: &fakeResolver{addrs: map[string][]netip.Addr{}}, runner: &fakeRunner{},
 		stopped: make(chan struct{}),
 	}
@@ -369,6 +345,6 @@ func firstStart(o *orders.Order, now time.Time) time.Time {
 	return slotAfter(now, o.Step, phaseOf(o.ID, o.Step), time.Time{})
 }
 
-func newTestLogger(b *logBuffer) *slog.Logger {
+func newTestLogger(b *storetest.LogBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -16,6 +16,7 @@ import (
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
 	"pingmachine/store"
+	"pingmachine/store/storetest"
 )
 
 // end is when the fake engine ends a round.
@@ -305,7 +306,7 @@ func TestLookups(t *testing.T) {
 			w.s.Update(o)
 			start := firstStart(o, time.Now())
 			sleepUntil(start.Add(25 * time.Second)) // three rounds
-			if n := w.log.count("cannot resolve host"); n != 1 {
+			if n := strings.Count(w.log.String(), "cannot resolve host"); n != 1 {
 				t.Errorf("%d log lines for three failed lookups, want 1:\n%s", n, w.log)
 			}
 			w.resolver.set(func(r *fakeResolver) { r.err, r.addrs["gw.test"] = nil, []netip.Addr{netip.MustParseAddr("127.0.0.7")} })
@@ -324,7 +325,7 @@ func TestLookups(t *testing.T) {
 					t.Errorf("result %d: %v at %v, want full loss %v, at step %d", i, r.RTTs, r.Time, wantLost, i)
 				}
 			}
-			if n := w.log.count("cannot resolve host"); n != 2 {
+			if n := strings.Count(w.log.String(), "cannot resolve host"); n != 2 {
 				t.Errorf("%d log lines, want 2: a failure after a success is logged again:\n%s", n, w.log)
 			}
 			if !strings.Contains(w.log.String(), "err=\"no address\"") {
@@ -423,7 +424,7 @@ func TestEngineRefuses(t *testing.T) {
 						t.Errorf("result %v, want %v", r.RTTs, rtts(3, tt.wantRTTs))
 					}
 				}
-				if n := w.log.count(tt.wantLog); n != 1 {
+				if n := strings.Count(w.log.String(), tt.wantLog); n != 1 {
 					t.Errorf("%d lines %q for 4 rounds, want 1:\n%s", n, tt.wantLog, w.log)
 				}
 			})
@@ -495,7 +496,7 @@ func TestTools(t *testing.T) {
 				}
 				sameResults(t, w.store.written(), want)
 				if tt.wantLog != "" {
-					if n := w.log.count(tt.wantLog); n != 1 {
+					if n := strings.Count(w.log.String(), tt.wantLog); n != 1 {
 						t.Errorf("%d lines %q for 3 rounds, want 1:\n%s", n, tt.wantLog, w.log)
 					}
 				} else if strings.Contains(w.log.String(), "level=WARN") {
@@ -635,7 +636,7 @@ func TestStoreErrors(t *testing.T) {
 func TestWriters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &fakeStore{}
-		log := &logBuffer{}
+		log := &storetest.LogBuffer{}
 		w := newWriters(st, 3, newTestLogger(log))
 		done := make(chan struct{})
 		go func() {
