@@ -165,14 +165,14 @@ func (p *parser) fail(n *yaml.Node, key, format string, args ...any) {
 
 // mapping returns the key/value pairs of a YAML mapping node, in file order.
 func (p *parser) mapping(n *yaml.Node, key string) (map[string]*yaml.Node, bool) {
-	n = resolve(n)
+	n = unalias(n)
 	if n.Kind != yaml.MappingNode {
 		p.fail(n, key, "expected a mapping of keys to values, got %s", describe(n))
 		return nil, false
 	}
 	m := make(map[string]*yaml.Node, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := resolve(n.Content[i])
+		k := unalias(n.Content[i])
 		if k.Kind != yaml.ScalarNode {
 			p.fail(k, key, "expected a plain key, got %s", describe(k))
 			continue
@@ -186,9 +186,9 @@ func (p *parser) mapping(n *yaml.Node, key string) (map[string]*yaml.Node, bool)
 	return m, true
 }
 
-// resolve follows an alias one step, which is all a well-formed order needs; nested
+// unalias follows an alias one step, which is all a well-formed order needs; nested
 // aliases are what makes a "billion laughs" document, and they are refused by kind.
-func resolve(n *yaml.Node) *yaml.Node {
+func unalias(n *yaml.Node) *yaml.Node {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return n.Alias
 	}
@@ -225,7 +225,7 @@ func join(prefix, key string) string {
 
 // str reads a scalar as text, as Perl's Str type takes it (numbers pass too).
 func (p *parser) str(n *yaml.Node, key string) (string, bool) {
-	n = resolve(n)
+	n = unalias(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		p.fail(n, key, "expected a text value, got %s", describe(n))
 		return "", false
@@ -237,7 +237,7 @@ var intRE = regexp.MustCompile(`^-?[0-9]+$`)
 
 // integer reads a whole number within [lo, hi]; "300" passes as Perl's Int type lets it.
 func (p *parser) integer(n *yaml.Node, key, unit string, lo, hi int64) (int64, bool) {
-	n = resolve(n)
+	n = unalias(n)
 	if n.Kind != yaml.ScalarNode || !intRE.MatchString(n.Value) {
 		p.fail(n, key, "expected a whole number of %s, got %s", unit, describe(n))
 		return 0, false
@@ -253,7 +253,7 @@ func (p *parser) integer(n *yaml.Node, key, unit string, lo, hi int64) (int64, b
 // boolean reads true/false (and YAML 1.1's yes/no and on/off), or 1/0 and the empty
 // string as Perl's Bool type has them.
 func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
-	n = resolve(n)
+	n = unalias(n)
 	if n.Kind == yaml.ScalarNode {
 		switch strings.ToLower(n.Value) {
 		case "true", "yes", "on", "1":
@@ -380,9 +380,9 @@ func (p *parser) order(id string, data []byte) *Order {
 func (p *parser) feasible(o *Order, n *yaml.Node) {
 	// Only the interval can make a round too long, the one set or httping's default of a
 	// second: name the line that sets it, else the mapping's.
-	if f := resolve(n); f.Kind == yaml.MappingNode {
+	if f := unalias(n); f.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(f.Content); i += 2 {
-			if resolve(f.Content[i]).Value == "interval" {
+			if unalias(f.Content[i]).Value == "interval" {
 				n = f.Content[i+1]
 				break
 			}
