@@ -116,7 +116,12 @@ func writeNew(path string, h *header) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	err = writeContent(f, h)
+	// 0644 whatever the umask, as rrdtool makes its files: graphing and status tools
+	// running as another user read them (os.CreateTemp gives 0600).
+	err = f.Chmod(0o644)
+	if err == nil {
+		err = writeContent(f, h)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -2,11 +2,14 @@ package rrdfmt
 
 import (
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,4 +266,35 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return fmt.Sprintf("lengths differ: %d vs %d lines", len(g), len(w))
+}
+
+// TestCreateMode: rrdfmt's files get the mode rrdtool gives its own, 0644 whatever the
+// umask, so that tools running as another user can read them.
+func TestCreateMode(t *testing.T) {
+	for _, umask := range []int{0o022, 0o027, 0o002} {
+		t.Run(fmt.Sprintf("umask=%03o", umask), func(t *testing.T) {
+			old := syscall.Umask(umask)
+			defer syscall.Umask(old)
+			dir := t.TempDir()
+			spec := pingmachineSpec(60*time.Second, 2, time.Unix(1_700_000_000, 0))
+			theirs, ours := filepath.Join(dir, "rrdtool.rrd"), filepath.Join(dir, "rrdfmt.rrd")
+			rrdtest.Run(t, createArgs(theirs, spec)...)
+			if err := Create(ours, spec); err != nil {
+				t.Fatal(err)
+			}
+			const want fs.FileMode = 0o644
+			for _, path := range []string{theirs, ours} {
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != want {
+					t.Errorf("%s: mode %v, want %v", filepath.Base(path), fi.Mode().Perm(), want)
+				}
+			}
+			if tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmps) != 0 {
+				t.Errorf("temporary files left: %v", tmps)
+			}
+		})
+	}
 }
