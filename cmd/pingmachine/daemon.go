@@ -81,6 +81,12 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// A reader of the log that goes away (a closed pipe, a restarted log collector) must
+	// not kill the daemon: while SIGPIPE is notified, a write to the broken stderr fails
+	// with EPIPE instead of ending the process (os/signal, "SIGPIPE").
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 
 	// Sockets first, while the process may still open raw sockets; then the user.
 	base, err := filepath.Abs(c.basedir)
