@@ -93,7 +93,7 @@ func (ts *testStore) arch(id string, name ...string) string {
 // mustPrepare prepares se and fails the test on an error.
 func (ts *testStore) mustPrepare(t *testing.T, se Series) {
 	t.Helper()
-	if err := ts.Prepare(se); err != nil {
+	if _, err := ts.Prepare(se); err != nil {
 		t.Fatalf("Prepare(%+v): %v", se, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -169,11 +170,13 @@ func isLink(path string) bool {
 
 // Prepare makes an order's output ready for results: its output comes back from the
 // archive if it was archived, the directory is created, and main.rrd is created, or
-// replaced when it is corrupt or was made for another step or number of pings.
-func (s *Store) Prepare(se Series) error {
+// replaced when it is corrupt or was made for another step or number of pings. It
+// returns the time stamp of the last result the output holds (zero if none): the order's
+// next result must be stamped later, or main.rrd refuses it.
+func (s *Store) Prepare(se Series) (time.Time, error) {
 	out, err := dir(s.output, se.ID)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	defer s.lock(se.ID)()
 	// Active before anything can fail: Write retries what failed here (a full disk, say)
@@ -189,12 +192,43 @@ func (s *Store) Prepare(se Series) error {
 		s.log.Error("cannot restore archived output", "id", se.ID, "err", err)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return time.Time{}, fmt.Errorf("store: %w", err)
 	}
+	last := lastResultTime(filepath.Join(out, "last_result"))
 	if se.RRDTemplate != "norrd" {
-		return s.checkRRD(&se, filepath.Join(out, "main.rrd"))
+		rrdLast, err := s.checkRRD(&se, filepath.Join(out, "main.rrd"))
+		return latest(last, rrdLast), err
 	}
-	return nil
+	return last, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// lastResultTime is the time stamp in a last_result file, zero if there is none to read.
+// Only a regular file is read, without following a link or waiting on a FIFO.
+func lastResultTime(path string) time.Time {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return time.Time{}
+	}
+	b := make([]byte, 64)
+	n, _ := io.ReadFull(f, b)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	if v, ok := strings.CutPrefix(line, "time: "); ok {
+		if t, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(t, 0)
+		}
+	}
+	return time.Time{}
 }
 
 // restore moves archive/<id> back to output/<id>, unless there is an output already.
@@ -216,8 +250,8 @@ func (s *Store) restore(id, out, arch string) error {
 	return nil
 }
 
-// checkRRD makes sure main.rrd exists and fits the order.
-func (s *Store) checkRRD(se *Series, path string) error {
+// checkRRD makes sure main.rrd exists and fits the order, and returns its last update.
+func (s *Store) checkRRD(se *Series, path string) (time.Time, error) {
 	if isLink(path) {
 		return s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link"))
 	}
@@ -229,27 +263,78 @@ func (s *Store) checkRRD(se *Series, path string) error {
 		return s.replaceCorrupt(se, path, err)
 	case err != nil:
 		// Unreadable for now (permissions, a lock held too long): not corrupt.
-		return fmt.Errorf("store: %w", err)
+		return time.Time{}, fmt.Errorf("store: %w", err)
 	case info.Step != se.Step || len(info.DS) != se.Pings+2:
 		// Keep the history under a name that says what it was made for, and that no
 		// earlier kept file has.
-		name := fmt.Sprintf("main.step%d.pings%d", info.Step/time.Second, len(info.DS)-2)
-		old := filepath.Join(filepath.Dir(path), name+".rrd")
+		old := keptName(path, info.Step, len(info.DS)-2, 0)
 		for i := 2; exists(old); i++ {
-			old = filepath.Join(filepath.Dir(path), fmt.Sprintf("%s.%d.rrd", name, i))
+			old = keptName(path, info.Step, len(info.DS)-2, i)
 		}
 		if err := s.moveAside(path, old); err != nil {
-			return err
+			return time.Time{}, err
 		}
 		s.log.Info("step or pings changed: kept the old main.rrd", "id", se.ID, "old", filepath.Base(old))
+		if back, last := s.keptFor(se, path); back != "" {
+			// The order went back to a step and pings it had: its history goes on.
+			if err := os.Rename(back, path); err != nil {
+				return time.Time{}, fmt.Errorf("store: %w", err)
+			}
+			s.log.Info("step and pings as before: took the kept RRD back", "id", se.ID, "kept", filepath.Base(back))
+			return last, nil
+		}
 		return s.createRRD(se, path)
 	}
-	return nil
+	return info.LastUpdate, nil
 }
 
-func (s *Store) replaceCorrupt(se *Series, path string, cause error) error {
+// keptName is the name main.rrd (path) is kept under when its order's step or pings
+// change: main.step<S>.pings<N>.rrd, or with .<n> before .rrd for the n-th such file.
+func keptName(path string, step time.Duration, pings, n int) string {
+	name := fmt.Sprintf("main.step%d.pings%d", step/time.Second, pings)
+	if n > 0 {
+		name += "." + strconv.Itoa(n)
+	}
+	return filepath.Join(filepath.Dir(path), name+".rrd")
+}
+
+// keptFor finds the kept RRD made for se's step and pings next to path, the one updated
+// last if there are several, and returns it with its last update; "" if there is none.
+func (s *Store) keptFor(se *Series, path string) (string, time.Time) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return "", time.Time{}
+	}
+	plain := filepath.Base(keptName(path, se.Step, se.Pings, 0))
+	prefix := strings.TrimSuffix(plain, ".rrd") + "."
+	var best string
+	var last time.Time
+	for _, e := range entries {
+		name := e.Name()
+		if n, ok := strings.CutPrefix(name, prefix); name != plain && (!ok || !isCount(strings.TrimSuffix(n, ".rrd")) || !strings.HasSuffix(n, ".rrd")) {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		full := filepath.Join(filepath.Dir(path), name)
+		info, err := rrdfmt.ReadInfo(full, rrdfmt.NativeLayout())
+		if err == nil && info.Step == se.Step && len(info.DS) == se.Pings+2 && (best == "" || info.LastUpdate.After(last)) {
+			best, last = full, info.LastUpdate
+		}
+	}
+	return best, last
+}
+
+// isCount reports whether s is a whole number from 2 on, as keptName numbers files.
+func isCount(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 2 && strconv.Itoa(n) == s
+}
+
+func (s *Store) replaceCorrupt(se *Series, path string, cause error) (time.Time, error) {
 	if err := s.moveAside(path, filepath.Join(filepath.Dir(path), "corrupted_main.rrd")); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	s.log.Warn("detected corrupted RRD file, moved it to corrupted_main.rrd and created a new one", "id", se.ID, "err", cause)
 	return s.createRRD(se, path)
@@ -265,7 +350,8 @@ func (s *Store) moveAside(path, to string) error {
 	return nil
 }
 
-func (s *Store) createRRD(se *Series, path string) error {
+// createRRD creates main.rrd for se and returns its last update, the time it starts at.
+func (s *Store) createRRD(se *Series, path string) (time.Time, error) {
 	spec := rrdSpec(se.Step, se.Pings, se.RRDTemplate)
 	if se.RRDTemplate != "smokeping" {
 		s.log.Warn("unknown rrd_template, using Smokeping defaults", "id", se.ID, "rrd_template", se.RRDTemplate)
@@ -275,9 +361,9 @@ func (s *Store) createRRD(se *Series, path string) error {
 	step := int64(se.Step / time.Second)
 	spec.Start = time.Unix(now-now%step-2*step, 0)
 	if err := s.rrd.create(path, spec); err != nil {
-		return fmt.Errorf("store: creating %s: %w", path, err)
+		return time.Time{}, fmt.Errorf("store: creating %s: %w", path, err)
 	}
-	return nil
+	return spec.Start, nil
 }
 
 // Archive moves an order's output to archive/<id>. Results of the order that arrive
@@ -413,7 +499,7 @@ func (s *Store) Write(r Result) error {
 func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) error {
 	u := rrdfmt.Update{Time: t, Values: sum.rrdValues()}
 	if isLink(path) {
-		if err := s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link")); err != nil {
+		if _, err := s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link")); err != nil {
 			return err
 		}
 	}
@@ -423,9 +509,9 @@ func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) err
 	}
 	switch _, serr := os.Lstat(path); {
 	case errors.Is(serr, fs.ErrNotExist):
-		err = s.createRRD(se, path)
+		_, err = s.createRRD(se, path)
 	case errors.Is(err, rrdfmt.ErrNotRRD) || s.rrd.corrupt(err):
-		err = s.replaceCorrupt(se, path, err)
+		_, err = s.replaceCorrupt(se, path, err)
 	default:
 		return fmt.Errorf("store: error while updating %s: %w", path, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -590,28 +591,112 @@ func TestStepOrPingsChange(t *testing.T) {
 	}
 }
 
-// TestStepFlipKeepsEveryFile changes an order's step back and forth: each old file is
-// kept under a name of its own, none overwritten.
-func TestStepFlipKeepsEveryFile(t *testing.T) {
+// TestStepFlipTakesKeptFileBack changes an order's step back and forth: the file of the
+// step it leaves is kept, and the file of the step it returns to is taken back, so that
+// each step's history goes on in one file and none is lost or overwritten.
+func TestStepFlipTakesKeptFileBack(t *testing.T) {
 	ts := newStore(t, Options{})
 	short := Series{ID: "flip", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
 	long := short
 	long.Step = 5 * time.Minute
-	var kept [][]byte
+	rtt := []time.Duration{time.Millisecond, 2 * time.Millisecond}
+	var rounds []Result // two a change: after a gap, an RRD's first update is unknown
 	for i, se := range []Series{short, long, short, long} {
-		ts.clock.Set(now0 + int64(600*i))
-		ts.mustPrepare(t, se)
-		ts.round(t, se, []time.Duration{time.Millisecond, 2 * time.Millisecond})
-		kept = append(kept, readFile(t, ts.out("flip", "main.rrd")))
+		ts.clock.Set(now0 + int64(1200*i))
+		last, err := ts.Prepare(se)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The later of last_result's stamp (the round before) and main.rrd's last update:
+		// a new file starts two steps back; a file taken back holds older rounds.
+		want := time.Unix(ts.clock.Now().Unix()-ts.clock.Now().Unix()%int64(se.Step/time.Second), 0).Add(-2 * se.Step)
+		if i >= 2 || i == 1 && rounds[1].Time.After(want) {
+			want = rounds[2*i-1].Time
+		}
+		if !last.Equal(want) {
+			t.Errorf("change %d: Prepare says the last result is at %d, want %d", i, last.Unix(), want.Unix())
+		}
+		rounds = append(rounds, ts.round(t, se, rtt))
+		ts.clock.Set(ts.clock.Now().Unix() + int64(se.Step/time.Second))
+		rounds = append(rounds, ts.round(t, se, rtt))
 	}
-	want := []string{"last_result", "main.rrd", "main.step300.pings2.rrd", "main.step60.pings2.2.rrd", "main.step60.pings2.rrd"}
+	want := []string{"last_result", "main.rrd", "main.step60.pings2.rrd"}
 	if names := storetest.Tree(t, ts.out("flip")); !slices.Equal(names, want) {
 		t.Fatalf("output holds %v, want %v", names, want)
 	}
-	for i, name := range []string{"main.step60.pings2.rrd", "main.step300.pings2.rrd", "main.step60.pings2.2.rrd"} {
-		if !bytes.Equal(readFile(t, ts.out("flip", name)), kept[i]) {
-			t.Errorf("%s is not the file of change %d", name, i)
+	for i := 1; i < len(rounds); i += 2 {
+		r := rounds[i]
+		file := map[time.Duration]string{short.Step: "main.step60.pings2.rrd", long.Step: "main.rrd"}[r.Step]
+		checkRow(t, fmt.Sprintf("round %d in %s", i, file), rrdtest.FetchRow(t, ts.out("flip", file), r.Time.Unix(), r.Step), wantRow(rtt))
+	}
+}
+
+// TestTakeBackChoosesLatest: of several kept files of the step an order returns to, the
+// one updated last is taken back; files that are no RRD of that step and pings are not.
+func TestTakeBackChoosesLatest(t *testing.T) {
+	ts := newStore(t, Options{})
+	short := Series{ID: "o", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+	long := short
+	long.Step = 5 * time.Minute
+	ts.mustPrepare(t, long)
+	rtt := []time.Duration{time.Millisecond, 2 * time.Millisecond}
+	// Two kept files of the short step, the later one under .2, and decoys.
+	for i, name := range []string{"main.step60.pings2.rrd", "main.step60.pings2.2.rrd"} {
+		path := ts.out("o", name)
+		spec := rrdSpec(short.Step, short.Pings, "smokeping")
+		spec.Start = time.Unix(now0-now0%60-600, 0)
+		if err := rrdfmt.Create(path, spec); err != nil {
+			t.Fatal(err)
 		}
+		if err := rrdfmt.UpdateFile(path, rrdfmt.NativeLayout(), rrdfmt.Update{Time: spec.Start.Add(time.Duration(i+1) * time.Minute), Values: []string{"0", "0.001", "0.001", "0.002"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(ts.out("o", "main.step60.pings2.3.rrd"), []byte("not an RRD"), 0o644)
+	os.Symlink(ts.out("o", "main.step60.pings2.rrd"), ts.out("o", "main.step60.pings2.4.rrd"))
+	last, err := ts.Prepare(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(now0-now0%60-600+120, 0); !last.Equal(want) {
+		t.Errorf("took back the file updated at %d, want the later one, at %d", last.Unix(), want.Unix())
+	}
+	want := []string{"last_result", "main.rrd", "main.step300.pings2.rrd", "main.step60.pings2.3.rrd", "main.step60.pings2.4.rrd", "main.step60.pings2.rrd"}
+	ts.round(t, short, rtt)
+	if names := storetest.Tree(t, ts.out("o")); !slices.Equal(names, want) {
+		t.Errorf("output holds %v, want %v", names, want)
+	}
+}
+
+// TestPrepareReportsLastResult: Prepare returns the stamp of the last result the output
+// holds, from last_result where there is no main.rrd (norrd) or where main.rrd lags (an
+// rrdcached that has not written its queue yet).
+func TestPrepareReportsLastResult(t *testing.T) {
+	ts := newStore(t, Options{})
+	se := Series{ID: "n", Step: time.Minute, Pings: 2, RRDTemplate: "norrd"}
+	if last, err := ts.Prepare(se); err != nil || !last.IsZero() {
+		t.Errorf("new norrd order: Prepare = %v, %v; want no result yet", last, err)
+	}
+	res := ts.round(t, se, rtts(1, -1))
+	if last, err := ts.Prepare(se); err != nil || !last.Equal(res.Time) {
+		t.Errorf("norrd order with a result: Prepare = %v, %v; want %v", last, err, res.Time)
+	}
+	// last_result ahead of main.rrd.
+	rrd := Series{ID: "r", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+	ts.mustPrepare(t, rrd)
+	ts.round(t, rrd, []time.Duration{time.Millisecond, time.Millisecond})
+	ahead := time.Unix(now0+3600, 0)
+	os.WriteFile(ts.out("r", "last_result"), []byte(fmt.Sprintf("time: %d\nupdated: 0\n", ahead.Unix())), 0o644)
+	if last, err := ts.Prepare(rrd); err != nil || !last.Equal(ahead) {
+		t.Errorf("Prepare = %v, %v; want last_result's %v", last, err, ahead)
+	}
+	// A last_result that is not a regular file is not read (a FIFO would block).
+	os.Remove(ts.out("r", "last_result"))
+	if err := syscall.Mkfifo(ts.out("r", "last_result"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := ts.Prepare(rrd); err != nil || last.Unix() != Stamp(ts.clock.Now(), rrd.Step).Unix() {
+		t.Errorf("Prepare with a FIFO for last_result = %v, %v; want main.rrd's last update", last, err)
 	}
 }
 
@@ -622,7 +707,7 @@ func TestPrepareFailureRecovers(t *testing.T) {
 	se := Series{ID: "blocked", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
 	// A directory where main.rrd belongs: unreadable as an RRD, and not corrupt either.
 	os.MkdirAll(ts.out("blocked", "main.rrd"), 0o755)
-	if err := ts.Prepare(se); err == nil {
+	if _, err := ts.Prepare(se); err == nil {
 		t.Fatal("Prepare succeeded with a directory in place of main.rrd")
 	}
 	os.Remove(ts.out("blocked", "main.rrd"))
@@ -857,7 +942,7 @@ func TestEscapingIDs(t *testing.T) {
 			root := filepath.Dir(ts.base)
 			before := snapshot(t, root)
 			se := Series{ID: id, Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
-			if err := ts.Prepare(se); err == nil {
+			if _, err := ts.Prepare(se); err == nil {
 				t.Errorf("Prepare(%q): no error", id)
 			}
 			if err := ts.Write(Result{ID: id, Time: Stamp(ts.clock.Now(), time.Minute), Step: time.Minute, RTTs: rtts(1, 2)}); err == nil {
@@ -912,7 +997,7 @@ func TestConcurrentWrites(t *testing.T) {
 		wg.Go(func() {
 			id := fmt.Sprintf("g%d/extra", k%4)
 			se := Series{ID: id, Step: time.Minute, Pings: 3, RRDTemplate: "norrd"}
-			if err := ts.Prepare(se); err != nil {
+			if _, err := ts.Prepare(se); err != nil {
 				t.Error(err)
 			}
 			if err := ts.Archive(id); err != nil {

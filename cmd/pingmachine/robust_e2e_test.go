@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"pingmachine/rrdfmt/rrdtest"
 )
 
 // TestDaemonLogReaderGone: when whatever reads the daemon's stderr goes away, its next log
@@ -66,5 +69,40 @@ func TestDaemonLogReaderGone(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit within 10 s of SIGTERM")
+	}
+}
+
+// TestDaemonOrderBackWithinAStep deletes an order right after its first round and writes
+// it again within the same step: the output comes back from the archive, and the next
+// round is stamped a step later instead of again (which main.rrd refuses: "illegal
+// attempt to update using time T when last update time is T").
+func TestDaemonOrderBackWithinAStep(t *testing.T) {
+	t.Parallel()
+	const step = 10
+	base := t.TempDir()
+	d := startDaemon(t, base)
+	// Start early in a step, so that the order's whole first life fits in it.
+	time.Sleep(time.Until(time.Unix(time.Now().Unix()/step*step+step, 500e6)))
+	order := icmpOrder("127.0.0.1", step, 1, "")
+	writeOrder(t, base, "o", order)
+	first := d.waitResult("o", 0, 5*time.Second).int(t, "time")
+	os.Remove(d.path("orders", "o"))
+	d.waitFor("o archived", 5*time.Second, func() bool { return exists(d.path("archive", "o", "main.rrd")) })
+	writeOrder(t, base, "o", order)
+	d.waitFor("o restored", 5*time.Second, func() bool { return exists(d.path("output", "o", "main.rrd")) })
+	if now := time.Now().Unix(); now/step != (first+step)/step {
+		t.Fatalf("the order came back at %d, not within the step of its first round (stamped %d)", now, first)
+	}
+	next := d.waitResult("o", first, 3*step*time.Second).int(t, "time")
+	if next != first+step {
+		t.Errorf("the round after the order came back is stamped %d, want %d", next, first+step)
+	}
+	if row := rrdtest.FetchRow(t, d.path("output", "o", "main.rrd"), next, step*time.Second); len(row) != 3 || row[0] != 0 {
+		t.Errorf("main.rrd row at %d: %v, want the round", next, row)
+	}
+	for _, bad := range []string{"illegal attempt", "writing results"} {
+		if strings.Contains(d.logs.String(), bad) {
+			t.Errorf("the log says %q", bad)
+		}
 	}
 }

@@ -136,11 +136,17 @@ type fakeStore struct {
 	archiveErr error
 }
 
-func (s *fakeStore) Prepare(se store.Series) error {
+func (s *fakeStore) Prepare(se store.Series) (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prepared = append(s.prepared, se)
-	return s.prepareErr
+	var last time.Time
+	for _, r := range s.results {
+		if r.ID == se.ID && r.Time.After(last) {
+			last = r.Time
+		}
+	}
+	return last, s.prepareErr
 }
 
 func (s *fakeStore) Write(r store.Result) error {

@@ -47,7 +47,9 @@ type Runner interface {
 
 // Store keeps the orders' outputs: *store.Store.
 type Store interface {
-	Prepare(se store.Series) error
+	// Prepare readies an order's output and returns the stamp of the last result it
+	// holds, zero if none.
+	Prepare(se store.Series) (time.Time, error)
 	Write(r store.Result) error
 	Archive(id string) error
 	Reconcile(present map[string]bool)
@@ -185,7 +187,8 @@ func (s *Scheduler) loop(ctx context.Context) {
 
 // Update starts an order, or changes a known one.
 func (s *Scheduler) Update(o *orders.Order) {
-	if err := s.cfg.Store.Prepare(seriesOf(o)); err != nil {
+	written, err := s.cfg.Store.Prepare(seriesOf(o))
+	if err != nil {
 		s.log.Error("preparing output", "id", o.ID, "err", err)
 	}
 	s.mu.Lock()
@@ -211,9 +214,18 @@ func (s *Scheduler) Update(o *orders.Order) {
 	if j.started != nil {
 		return // finish queues the next round, with the new step
 	}
-	next := slotAfter(time.Now(), o.Step, j.phase, j.last)
-	if s.running && old == nil {
-		next = time.Now().Add(time.Duration(hashOf(o.ID) % uint64(firstRoundSpread)))
+	now := time.Now()
+	if old == nil && !written.IsZero() && written.Before(now) {
+		// The output holds results of an earlier life of the order (deleted and back
+		// within a step, or restored from the archive): a round stamped written is a
+		// round that started a step later. (A stamp ahead of the clock is not trusted:
+		// it would stop the order until then.)
+		j.last = written.Add(o.Step)
+	}
+	next := slotAfter(now, o.Step, j.phase, j.last)
+	if soon := now.Add(time.Duration(hashOf(o.ID) % uint64(firstRoundSpread))); s.running && old == nil &&
+		(j.last.IsZero() || store.Stamp(soon, o.Step).After(store.Stamp(j.last, o.Step))) {
+		next = soon
 	}
 	s.enqueue(j, next)
 }

@@ -692,3 +692,51 @@ func TestSameMeasurement(t *testing.T) {
 		t.Error("SCION orders compared wrongly")
 	}
 }
+
+// TestOrderBackWithinAStep deletes an order after a round was written and writes it again
+// within the same step: its next round must not have the written round's stamp, which
+// main.rrd would refuse. A stamp ahead of the clock (a clock set back) does not stop it.
+func TestOrderBackWithinAStep(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		written func(first time.Time, o *orders.Order) time.Time // what the store holds when the order comes back
+		soon    bool                                             // the new version starts within a second
+	}{
+		{"after its round", func(first time.Time, o *orders.Order) time.Time { return store.Stamp(first, o.Step) }, false},
+		{"a stamp ahead of the clock", func(first time.Time, o *orders.Order) time.Time { return first.Add(24 * time.Hour) }, true},
+		{"an old stamp", func(first time.Time, o *orders.Order) time.Time { return first.Add(-time.Hour) }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t)
+				w.s.Scanned(nil)
+				o := icmpOrder(t, "o", "127.0.0.1", 60, 2)
+				w.s.Update(o)
+				sleepUntil(time.Now().Add(30 * time.Second))
+				first := w.engine.seen()
+				if len(first) != 1 || len(w.store.written()) != 1 {
+					t.Fatalf("rounds %v, results %v: want one of each", first, w.store.written())
+				}
+				w.s.Remove("o", orders.Deleted)
+				w.store.set(func(s *fakeStore) {
+					s.results = []store.Result{{ID: "o", Time: tt.written(first[0].start, o)}}
+				})
+				back := time.Now()
+				w.s.Update(o)
+				sleepUntil(back.Add(2 * time.Minute))
+				w.shutdown()
+				rounds := w.engine.seen()
+				if len(rounds) < 2 {
+					t.Fatalf("rounds %v", rounds)
+				}
+				again := rounds[1].start
+				if soon := again.Sub(back) < firstRoundSpread; soon != tt.soon {
+					t.Errorf("back at %v, next round at %v: within a second %v, want %v", back, again, soon, tt.soon)
+				}
+				if !tt.soon && !store.Stamp(again, o.Step).After(store.Stamp(first[0].start, o.Step)) {
+					t.Errorf("the round after the order came back has the stamp of the one before: %v", store.Stamp(again, o.Step))
+				}
+			})
+		})
+	}
+}
