@@ -106,3 +106,29 @@ func TestDaemonOrderBackWithinAStep(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonStopped stops the daemon (SIGSTOP, as a paused VM) for longer than two steps:
+// after SIGCONT no round is stamped with a time in which it did not run, and rounds go on.
+func TestDaemonStopped(t *testing.T) {
+	t.Parallel()
+	const step = 5
+	base := t.TempDir()
+	d := startDaemon(t, base)
+	writeOrder(t, base, "o", icmpOrder("127.0.0.1", step, 1, ""))
+	first := d.waitResult("o", 0, 5*time.Second).int(t, "time")
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(12 * time.Second)
+	resumed := time.Now()
+	d.cmd.Process.Signal(syscall.SIGCONT)
+	// A round that starts after SIGCONT, in step k, is stamped (k-1)*step at the earliest.
+	earliest := resumed.Unix()/step*step - step
+	seen := map[int64]bool{}
+	for last := first; len(seen) < 3; {
+		last = d.waitResult("o", last, 3*step*time.Second).int(t, "time")
+		seen[last] = true
+		if last < earliest {
+			t.Errorf("after SIGCONT at %d, a round stamped %d, inside the time the daemon was stopped", resumed.Unix(), last)
+		}
+	}
+	d.waitLog("were skipped", time.Second)
+}

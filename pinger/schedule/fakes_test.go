@@ -44,10 +44,19 @@ type fakeEngine struct {
 	rtt       func(target netip.Addr, ping int) time.Duration // nil: 1 ms for every ping
 	submitErr error                                           // returned by Submit
 	sendErr   error                                           // reported in Round.Err
+	// stall, if set, runs in Submit before the round is taken, on the caller's
+	// goroutine: a scheduler that stops there stands for a process that does not run.
+	stall func(r *pinger.Round)
 	quit      chan struct{}                                   // closed when the engine stops
 }
 
 func (e *fakeEngine) Submit(r *pinger.Round) error {
+	e.mu.Lock()
+	stall := e.stall
+	e.mu.Unlock()
+	if stall != nil {
+		stall(r)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {

@@ -166,6 +166,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		s.mu.Lock()
 		wait := time.Hour
 		now := time.Now()
+		skipped, behind := 0, time.Duration(0)
 		for s.queue.Len() > 0 {
 			j := s.queue[0]
 			if d := j.next.Sub(now) - lead; d > 0 {
@@ -173,9 +174,20 @@ func (s *Scheduler) loop(ctx context.Context) {
 				break
 			}
 			heap.Pop(&s.queue)
+			if late := now.Sub(j.next); late > maxLate(j.order.Step) {
+				// The process did not run when the round was due (stopped, a paused VM,
+				// starved): its slot is gone, and a round started now would be stamped
+				// with a time in which nothing was measured.
+				skipped, behind = skipped+1, max(behind, late)
+				s.enqueue(j, slotAfter(now, j.order.Step, j.phase, j.last))
+				continue
+			}
 			s.start(ctx, j)
 		}
 		s.mu.Unlock()
+		if skipped > 0 {
+			s.log.Warn("rounds whose time passed while the process did not run were skipped", "rounds", skipped, "behind", behind.Round(time.Millisecond).String())
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -183,6 +195,12 @@ func (s *Scheduler) loop(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// maxLate is how late a round may start: later, its slot counts as missed. A round a
+// little late still starts, so that a busy scheduler does not drop rounds.
+func maxLate(step time.Duration) time.Duration {
+	return max(time.Second, step/10)
 }
 
 // Update starts an order, or changes a known one.

@@ -740,3 +740,59 @@ func TestOrderBackWithinAStep(t *testing.T) {
 		})
 	}
 }
+
+// TestStall stops the scheduler for 70 s (as SIGSTOP or a paused VM would) while another
+// order's slot passes: that round is skipped, not started late with a stamp from the
+// time nothing ran, and the order goes on at its next slot.
+func TestStall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const step = 10 * time.Second
+		a := icmpOrder(t, "a", "127.0.0.1", 10, 1)
+		// b's slot comes after a's, late enough that b has no round under way when a's
+		// stalls (rounds last 2 s here).
+		var b *orders.Order
+		for i := 0; b == nil; i++ {
+			if d := (phaseOf(fmt.Sprint("b", i), step) - phaseOf("a", step) + step) % step; d > 3*time.Second && d < 7*time.Second {
+				b = icmpOrder(t, fmt.Sprint("b", i), "127.0.0.2", 10, 1)
+			}
+		}
+		w := newWorld(t)
+		n := 0
+		var stalled time.Time
+		w.engine.set(func(e *fakeEngine) {
+			e.stall = func(r *pinger.Round) {
+				if r.Target == netip.MustParseAddr("127.0.0.1") {
+					if n++; n == 2 {
+						stalled = time.Now()
+						time.Sleep(70 * time.Second)
+					}
+				}
+			}
+		})
+		w.s.Update(a)
+		w.s.Update(b)
+		sleepUntil(firstStart(a, time.Now()).Add(2*step + 110*time.Second))
+		w.shutdown()
+		resumed := stalled.Add(70 * time.Second)
+		for _, r := range w.engine.seen() {
+			if r.target == netip.MustParseAddr("127.0.0.2") && r.submitted.After(stalled) && r.start.Before(resumed) {
+				t.Errorf("a round of b due at %v, during the stall, was started after it at %v", r.start.Sub(stalled), r.submitted.Sub(stalled))
+			}
+		}
+		var bStamps []time.Time
+		for _, r := range resultsFor(w.store.written(), b.ID) {
+			bStamps = append(bStamps, r.Time)
+		}
+		for i := 1; i < len(bStamps); i++ {
+			if !bStamps[i].After(bStamps[i-1]) {
+				t.Errorf("b's stamps not increasing: %v", bStamps)
+			}
+		}
+		if len(bStamps) < 4 || !bStamps[len(bStamps)-1].After(resumed.Add(-2*step)) {
+			t.Errorf("b's rounds %v: want them to go on after the stall that ended at %v", bStamps, resumed)
+		}
+		if n := strings.Count(w.log.String(), "were skipped"); n != 1 {
+			t.Errorf("%d log lines about skipped rounds, want 1:\n%s", n, w.log)
+		}
+	})
+}
