@@ -47,7 +47,7 @@ type fakeEngine struct {
 	// stall, if set, runs in Submit before the round is taken, on the caller's
 	// goroutine: a scheduler that stops there stands for a process that does not run.
 	stall func(r *pinger.Round)
-	quit      chan struct{}                                   // closed when the engine stops
+	quit  chan struct{} // closed when the engine stops
 }
 
 func (e *fakeEngine) Submit(r *pinger.Round) error {
