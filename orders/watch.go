@@ -363,10 +363,12 @@ func (w *Watcher) forget(id string) {
 }
 
 // check reads an order file if it changed since it was last read, and expires it when
-// it has not been refreshed in time.
+// it has not been refreshed in time. A file that is not a regular one (a named pipe, a
+// device) is never opened: it is reported once, as an invalid order is.
 func (w *Watcher) check(id, path string) {
 	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
+	if err != nil || fi.IsDir() {
+		// Gone, which the next scan notices, or a linked directory, which is not followed.
 		return
 	}
 	e := w.known[id]
@@ -375,7 +377,8 @@ func (w *Watcher) check(id, path string) {
 		w.known[id] = e
 	}
 	e.seen = true
-	if age := w.opt.Now().Sub(fi.ModTime()); age > w.opt.MaxAge {
+	regular := fi.Mode().IsRegular()
+	if age := w.opt.Now().Sub(fi.ModTime()); regular && age > w.opt.MaxAge {
 		w.expire(id, path, e, age)
 		return
 	}
@@ -391,7 +394,12 @@ func (w *Watcher) check(id, path string) {
 	}
 	e.stat, e.tstat = st, tst
 	file := filepath.Join("orders", filepath.FromSlash(id))
-	data, err := readLimited(path)
+	var data []byte
+	if regular {
+		data, err = readLimited(path)
+	} else {
+		err = notRegular(fi.Mode())
+	}
 	if err != nil {
 		w.invalid(id, e, fmt.Errorf("%s: %w", file, err))
 		return
@@ -454,13 +462,24 @@ func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
 	delete(w.known, id)
 }
 
-// readLimited reads a file of at most MaxSize bytes.
+// readLimited reads a regular file of at most MaxSize bytes. The file was examined by
+// name before, but what the name leads to can change in between: it is opened without
+// blocking, since opening a named pipe waits for a writer, possibly for ever, and with
+// it the watcher and the daemon's shutdown; and without making a terminal the
+// controlling one. Then what was opened is checked.
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, notRegular(fi.Mode())
+	}
 	var b bytes.Buffer
 	n, err := io.Copy(&b, io.LimitReader(f, MaxSize+1))
 	if err != nil {
@@ -470,4 +489,22 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than the %d bytes an order may have", MaxSize)
 	}
 	return b.Bytes(), nil
+}
+
+// notRegular says what a file that is not a regular file is.
+func notRegular(mode fs.FileMode) error {
+	kind := "special file"
+	switch mode.Type() {
+	case fs.ModeDir:
+		kind = "directory"
+	case fs.ModeNamedPipe:
+		kind = "named pipe (FIFO)"
+	case fs.ModeSocket:
+		kind = "socket"
+	case fs.ModeDevice:
+		kind = "block device"
+	case fs.ModeDevice | fs.ModeCharDevice:
+		kind = "character device"
+	}
+	return fmt.Errorf("not a regular file but a %s", kind)
 }

@@ -7,14 +7,18 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"pingmachine/store/storetest"
 )
@@ -878,5 +882,142 @@ func TestNewWatcherDefaults(t *testing.T) {
 	}
 	if Deleted.String() != "deleted" || Expired.String() != "expired" {
 		t.Errorf("reasons %v, %v", Deleted, Expired)
+	}
+}
+
+// TestReadLimited reads what an order file's name leads to when it is opened, which may
+// not be what it was when the watcher examined it: a regular file is read; anything
+// else is refused at once. Above all a named pipe renamed over an order file: opening it
+// for reading waits for a writer, and with it the watcher, for ever.
+func TestReadLimited(t *testing.T) {
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	if err := syscall.Mkfifo(path("fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path("fifo"), path("link-to-fifo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path("order"), []byte(validOrder("h.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path("big"), make([]byte, MaxSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, err string
+	}{
+		{"regular file", path("order"), ""},
+		{"named pipe", path("fifo"), "not a regular file but a named pipe (FIFO)"},
+		{"link to a named pipe", path("link-to-fifo"), "not a regular file but a named pipe (FIFO)"},
+		{"character device", os.DevNull, "not a regular file but a character device"},
+		{"directory", dir, "not a regular file but a directory"},
+		{"too large", path("big"), "larger than the 65536 bytes an order may have"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			type result struct {
+				data []byte
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				data, err := readLimited(tt.path)
+				done <- result{data, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(5 * time.Second):
+				// Let the reader go: a writer that comes and goes.
+				if f, err := os.OpenFile(tt.path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				t.Fatalf("readLimited(%s) blocked", tt.path)
+			}
+			switch {
+			case tt.err == "" && (r.err != nil || string(r.data) != validOrder("h.example")):
+				t.Errorf("readLimited = %q, %v; want the order", r.data, r.err)
+			case tt.err != "" && (r.err == nil || !strings.Contains(r.err.Error(), tt.err)):
+				t.Errorf("readLimited = %q, %v; want an error saying %q", r.data, r.err, tt.err)
+			}
+		})
+	}
+}
+
+// TestWatchFIFOSwappedIn swaps a named pipe and an order file back and forth under the
+// watcher (rename(2) with RENAME_EXCHANGE), so that the name is now and then a pipe
+// between the watcher's stat and its open. The watcher is never blocked: it keeps
+// seeing new orders, the order is never taken for deleted, and it stops when asked.
+func TestWatchFIFOSwappedIn(t *testing.T) {
+	h := newHarness(t)
+	h.put("swapped", validOrder("swapped.example"))
+	fifo := filepath.Join(h.orders, ".fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start(Options{})
+	h.waitUpdates("swapped", 1)
+
+	swap := func() {
+		if err := unix.Renameat2(unix.AT_FDCWD, fifo, unix.AT_FDCWD, h.path("swapped"), unix.RENAME_EXCHANGE); err != nil {
+			t.Fatalf("exchanging the order and a named pipe: %v", err)
+		}
+	}
+	// Pairs of swaps, so that the order is in place at the end; a scan now and then
+	// reads the file too, besides the events of the swaps.
+	for i, end := 0, time.Now().Add(time.Second); time.Now().Before(end); i++ {
+		swap()
+		swap()
+		if i%100 == 0 {
+			h.w.Rescan()
+		}
+	}
+	evs := h.sync()
+	if rs := removes(evs, "swapped"); len(rs) != 0 {
+		t.Errorf("the swapped order was removed: %v", rs)
+	}
+	for _, ids := range scans(evs) {
+		if !ids["swapped"] {
+			t.Errorf("the swapped order missing from Scanned(%v)", ids)
+		}
+	}
+	if log := h.log.String(); !strings.Contains(log, "orders/swapped: not a regular file but a named pipe (FIFO)") {
+		t.Log("the pipe was never found in the order's place; the test proved nothing this time")
+	}
+}
+
+// TestWatchSpecialFiles: a named pipe and a socket among the orders are not orders; each
+// is reported once, like an invalid order, and left alone.
+func TestWatchSpecialFiles(t *testing.T) {
+	h := newHarness(t)
+	if err := syscall.Mkfifo(h.path("pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", h.path("socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h.put("good", validOrder("good.example"))
+	h.start(Options{})
+	h.waitUpdates("good", 1)
+	evs := h.sync()
+	for _, id := range []string{"pipe", "socket"} {
+		if n := len(updates(evs, id)); n != 0 {
+			t.Errorf("%s updated", id)
+		}
+		if last := scans(evs)[len(scans(evs))-1]; !last[id] {
+			t.Errorf("%s missing from Scanned(%v)", id, last)
+		}
+		if !h.exists(id) {
+			t.Errorf("%s removed", id)
+		}
+	}
+	log := h.log.String()
+	for _, want := range []string{"orders/pipe: not a regular file but a named pipe (FIFO)", "orders/socket: not a regular file but a socket"} {
+		if n := strings.Count(log, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+		}
 	}
 }
