@@ -24,6 +24,7 @@ func TestLoad(t *testing.T) {
 		".git/d":           validOrder("127.0.0.4"),
 		"team/big":         validOrder("127.0.0.5") + "# " + strings.Repeat("x", MaxSize) + "\n",
 		"team/source/e":    validOrder("127.0.0.6") + "  source_ip: 127.0.0.7\n  interface: lo\n",
+		`team/back\slash`:  validOrder("127.0.0.8"),
 		"telegraf-is-not/": "",
 	}
 	for name, text := range files {

@@ -72,6 +72,7 @@ type Options struct {
 // per change and left where it is; if a valid version of it was loaded before, that
 // version goes on running.
 type Watcher struct {
+	base             string
 	orders, telegraf string
 	handler          Handler
 	opt              Options
@@ -87,6 +88,7 @@ type entry struct {
 	sum      [sha256.Size]byte
 	order    *Order // the version handed to the Handler, nil if none
 	invalid  bool
+	refused  bool // its id is not one the store can take (CheckID)
 	seen     bool // in the scan under way
 	expiring bool // expired, but the file could not be removed
 }
@@ -126,6 +128,7 @@ func NewWatcher(base string, h Handler, opt Options) *Watcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{
+		base:     base,
 		orders:   filepath.Join(base, "orders"),
 		telegraf: filepath.Join(base, "telegraf"),
 		handler:  h,
@@ -291,7 +294,7 @@ func Load(base string) []*Order {
 	var found []*Order
 	walkFiles(w.orders, func(path string) {
 		id, ok := w.id(path)
-		if !ok {
+		if !ok || CheckID(base, id) != nil {
 			return
 		}
 		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
@@ -356,10 +359,13 @@ func hiddenPath(id string) bool {
 }
 
 // forget drops an order whose file is gone. The handler hears of it even if the order
-// was never valid, since an output of an earlier run may be left to archive.
+// was never valid, since an output of an earlier run may be left to archive; but not of
+// an id the store refuses, which has no output.
 func (w *Watcher) forget(id string) {
+	if e := w.known[id]; e != nil && !e.refused {
+		w.handler.Remove(id, Deleted)
+	}
 	delete(w.known, id)
-	w.handler.Remove(id, Deleted)
 }
 
 // check reads an order file if it changed since it was last read, and expires it when
@@ -371,10 +377,15 @@ func (w *Watcher) check(id, path string) {
 		// Gone, which the next scan notices, or a linked directory, which is not followed.
 		return
 	}
+	file := filepath.Join("orders", filepath.FromSlash(id))
 	e := w.known[id]
 	if e == nil {
 		e = &entry{}
 		w.known[id] = e
+		if err := CheckID(w.base, id); err != nil {
+			e.refused = true
+			w.invalid(id, e, &Error{File: file, Problems: []Problem{{Msg: err.Error()}}})
+		}
 	}
 	e.seen = true
 	regular := fi.Mode().IsRegular()
@@ -383,6 +394,9 @@ func (w *Watcher) check(id, path string) {
 		return
 	}
 	e.expiring = false
+	if e.refused {
+		return
+	}
 	st := statOf(fi)
 	tpath := filepath.Join(w.telegraf, filepath.FromSlash(id))
 	var tst fileStat
@@ -393,7 +407,6 @@ func (w *Watcher) check(id, path string) {
 		return
 	}
 	e.stat, e.tstat = st, tst
-	file := filepath.Join("orders", filepath.FromSlash(id))
 	var data []byte
 	if regular {
 		data, err = readLimited(path)
@@ -449,7 +462,9 @@ func (w *Watcher) invalid(id string, e *entry, err error) {
 func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
 	if !e.expiring {
 		w.log.Info("archiving old order", "id", id, "age", age.Truncate(time.Second).String())
-		w.handler.Remove(id, Expired)
+		if !e.refused {
+			w.handler.Remove(id, Expired)
+		}
 		e.order = nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -1021,3 +1021,47 @@ func TestWatchSpecialFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchRefusedIDs: an order whose id the store cannot take (CheckID) is refused when
+// it is read, and reported once with the reason, instead of failing at every round; it
+// is never handed to the handler, not even to archive an output when it goes.
+func TestWatchRefusedIDs(t *testing.T) {
+	h := newHarness(t)
+	long := ""
+	for n := 4096; n > 0 && long == ""; n-- {
+		if CheckID(h.base, longID(n)) == nil {
+			long = longID(n + 1)
+		}
+	}
+	refused := map[string]string{
+		`back\slash`: `orders/back\\slash: a backslash in the order id`,
+		long:         fmt.Sprintf("the order id is %d bytes long", len(long)),
+	}
+	for id := range refused {
+		h.put(id, validOrder("refused.example"))
+	}
+	h.put("good", validOrder("good.example"))
+	h.start(Options{})
+	h.waitUpdates("good", 1)
+	evs := h.sync()
+	for id, reason := range refused {
+		if n := len(updates(evs, id)); n != 0 {
+			t.Errorf("%.40s: updated", id)
+		}
+		if last := scans(evs)[len(scans(evs))-1]; !last[id] {
+			t.Errorf("%.40s: missing from the last Scanned", id)
+		}
+		if n := strings.Count(h.log.String(), reason); n != 1 {
+			t.Errorf("%q logged %d times, want once", reason, n)
+		}
+		if err := os.Remove(h.path(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs = h.sync()
+	for id := range refused {
+		if rs := removes(evs, id); len(rs) != 0 {
+			t.Errorf("%.40s: removed %v", id, rs)
+		}
+	}
+}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"pingmachine/store/storetest"
 )
 
 // TestDaemonFIFOInOrders puts named pipes among the orders, and swaps one back and forth
@@ -51,5 +54,41 @@ func TestDaemonFIFOInOrders(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("exit took %v after SIGTERM", took)
+	}
+}
+
+// TestDaemonRefusedIDs: orders whose ids the store cannot take (a backslash; an output
+// path longer than the system allows) are refused when read, each reported once with the
+// reason, instead of an error at every round; the other orders are measured.
+func TestDaemonRefusedIDs(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	// An id that makes output/<id>/last_result.tmp 4096 bytes long, one more than the
+	// system allows, while orders/<id> is shorter.
+	long := strings.Repeat(strings.Repeat("x", 199)+"/", 19)
+	long += strings.Repeat("y", 4096-len(base+"/output/"+long+"/last_result.tmp"))
+	refused := map[string]string{
+		`back\slash`: "a backslash in the order id",
+		long:         "bytes long: the paths of its output in " + filepath.Join(base, "archive"),
+	}
+	for id := range refused {
+		writeOrder(t, base, id, icmpOrder("127.0.0.1", 1, 1, ""))
+	}
+	writeOrder(t, base, "good", icmpOrder("127.0.0.2", 1, 1, ""))
+	d := startDaemon(t, base)
+	lr := d.waitResult("good", 0, 5*time.Second)
+	d.waitResult("good", lr.int(t, "time")+1, 5*time.Second)
+
+	logs := d.logs.String()
+	for id, reason := range refused {
+		if n := strings.Count(logs, reason); n != 1 {
+			t.Errorf("%.40s: %q logged %d times, want once", id, reason, n)
+		}
+	}
+	if strings.Contains(logs, "level=ERROR") {
+		t.Error("errors logged")
+	}
+	if names := storetest.Tree(t, d.path("output")); !slices.Equal(names, []string{"good/", "good/last_result", "good/main.rrd"}) {
+		t.Errorf("output/ holds %.200q, want only the good order's", names)
 	}
 }
