@@ -56,10 +56,15 @@ type Options struct {
 	// Rescan is the period of full scans, the safety net under file system events, and
 	// when expiry is checked: 60 s.
 	Rescan time.Duration
-	// Settle is how long events are gathered before the files they name are read, so
-	// that a file being written is read once, when done: 100 ms.
+	// Settle is how long a file must be left alone (no event naming it) before it is
+	// read, so that a file being written is read once, when done: 500 ms. A writer
+	// that pauses longer is read half-way; clients had better write a temporary file
+	// and rename it into place, which is one event.
 	Settle time.Duration
-	Logger *slog.Logger
+	// MaxSettle bounds the wait of a file that keeps changing: it is read at most this
+	// long after the first event that named it: 2 s.
+	MaxSettle time.Duration
+	Logger    *slog.Logger
 	// Now is the clock that judges expiry; nil means time.Now.
 	Now func() time.Time
 }
@@ -118,7 +123,10 @@ func NewWatcher(base string, h Handler, opt Options) *Watcher {
 		opt.Rescan = time.Minute
 	}
 	if opt.Settle == 0 {
-		opt.Settle = 100 * time.Millisecond
+		opt.Settle = 500 * time.Millisecond
+	}
+	if opt.MaxSettle == 0 {
+		opt.MaxSettle = 2 * time.Second
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -168,9 +176,8 @@ func (w *Watcher) Watch(ctx context.Context) error {
 
 	ticker := time.NewTicker(w.opt.Rescan)
 	defer ticker.Stop()
-	settle := time.NewTimer(0)
-	<-settle.C
-	dirty := make(map[string]bool)
+	pending := newSettling(w.opt.Settle, w.opt.MaxSettle)
+	defer pending.timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,10 +191,7 @@ func (w *Watcher) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if len(dirty) == 0 {
-				settle.Reset(w.opt.Settle)
-			}
-			dirty[ev.Name] = true
+			pending.add(ev.Name, time.Now())
 			if ev.Has(fsnotify.Create) {
 				// A new directory must be watched before files appear in it; those
 				// that already did are found by scanning it when the events settle.
@@ -202,11 +206,65 @@ func (w *Watcher) Watch(ctx context.Context) error {
 			// An overflowed event queue lost events: only a full scan makes up for it.
 			w.log.Warn("watching orders", "err", err)
 			w.scan()
-		case <-settle.C:
-			w.changed(dirty)
-			clear(dirty)
+		case <-pending.timer.C:
+			w.changed(pending.due(time.Now()))
 		}
 	}
+}
+
+// settling holds the paths named by events until they are due to be read: when left
+// alone for settle, or maxWait after their first event if they keep changing.
+type settling struct {
+	settle, maxWait time.Duration
+	paths           map[string]span
+	timer           *time.Timer // runs while paths is not empty
+}
+
+// span is when the first and the last event of a settling path came.
+type span struct{ first, last time.Time }
+
+func newSettling(settle, maxWait time.Duration) *settling {
+	s := &settling{settle: settle, maxWait: maxWait, paths: make(map[string]span), timer: time.NewTimer(time.Hour)}
+	s.timer.Stop()
+	return s
+}
+
+// add notes an event naming path at now. The timer runs for no longer than settle, so
+// that it fires no later than path is due.
+func (s *settling) add(path string, now time.Time) {
+	if len(s.paths) == 0 {
+		s.timer.Reset(s.settle)
+	}
+	sp, ok := s.paths[path]
+	if !ok {
+		sp.first = now
+	}
+	sp.last = now
+	s.paths[path] = sp
+}
+
+// due takes the paths due at now, and sets the timer for the next. Paths that fall due
+// soon after are left for a little later, so that a burst of events is read in a few
+// batches, not one path at a time.
+func (s *settling) due(now time.Time) map[string]bool {
+	due := make(map[string]bool)
+	var next time.Time
+	for path, sp := range s.paths {
+		at := sp.last.Add(s.settle)
+		if limit := sp.first.Add(s.maxWait); limit.Before(at) {
+			at = limit
+		}
+		if !at.After(now) {
+			due[path] = true
+			delete(s.paths, path)
+		} else if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if len(s.paths) > 0 {
+		s.timer.Reset(max(next.Sub(now), s.settle/10))
+	}
+	return due
 }
 
 // addWatches watches dir and every directory below it.

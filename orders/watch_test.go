@@ -874,7 +874,8 @@ func TestWatchOversizedOrder(t *testing.T) {
 
 func TestNewWatcherDefaults(t *testing.T) {
 	w := NewWatcher("/base", newRecorder(), Options{})
-	if w.opt.MaxAge != 3660*time.Second || w.opt.Rescan != time.Minute || w.opt.Settle != 100*time.Millisecond || w.opt.Now == nil {
+	if w.opt.MaxAge != 3660*time.Second || w.opt.Rescan != time.Minute || w.opt.Settle != 500*time.Millisecond ||
+		w.opt.MaxSettle != 2*time.Second || w.opt.Now == nil {
 		t.Errorf("defaults %+v", w.opt)
 	}
 	if w.orders != filepath.Join("/base", "orders") || w.telegraf != filepath.Join("/base", "telegraf") {
@@ -1063,5 +1064,59 @@ func TestWatchRefusedIDs(t *testing.T) {
 		if rs := removes(evs, id); len(rs) != 0 {
 			t.Errorf("%.40s: removed %v", id, rs)
 		}
+	}
+}
+
+// writeSlowly writes data to the order id in place, in parts gap apart.
+func (h *harness) writeSlowly(id string, parts []string, gap time.Duration) {
+	h.t.Helper()
+	f, err := os.Create(h.path(id))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	for i, part := range parts {
+		if i > 0 {
+			time.Sleep(gap)
+		}
+		if _, err := f.WriteString(part); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// TestWatchSlowWriter writes orders in place, slowly: a file is read once it has been
+// left alone for Settle, not Settle after it was first changed; one that keeps changing
+// is read MaxSettle after its first change all the same.
+func TestWatchSlowWriter(t *testing.T) {
+	h := newHarness(t)
+	h.start(Options{Settle: 300 * time.Millisecond, MaxSettle: 800 * time.Millisecond})
+
+	// Twelve parts, 50 ms apart. Every part but the last leaves a valid order of
+	// another step (1) or none at all.
+	order := "user: u\npings: 1\nprobe: fping\nfping:\n  host: slow.example\nstep: 1"
+	var parts []string
+	for i := 0; i < len(order); i += len(order)/11 + 1 {
+		parts = append(parts, order[i:min(i+len(order)/11+1, len(order))])
+	}
+	parts = append(parts, "0\n")
+	h.writeSlowly("slow", parts, 50*time.Millisecond)
+	if o := h.waitUpdates("slow", 1); o.Step != 10*time.Second {
+		t.Errorf("read half-way: %s", dump(o))
+	}
+	evs := h.sync()
+	if n := len(updates(evs, "slow")); n != 1 {
+		t.Errorf("%d updates of slow, want 1:\n%s", n, format(evs))
+	}
+	if log := h.log.String(); strings.Contains(log, "invalid order") {
+		t.Errorf("read half-way:\n%s", log)
+	}
+
+	// Written on, 30 ms apart, for twice MaxSettle: without the bound it would be read
+	// once, when done; with it, it is read before that too.
+	comments := slices.Repeat([]string{"# still writing\n"}, 60)
+	h.writeSlowly("busy", append([]string{validOrder("busy.example")}, comments...), 30*time.Millisecond)
+	if n := len(updates(h.sync(), "busy")); n < 2 {
+		t.Errorf("busy read %d times while written for 1.8 s, want it read before the end and again at the end", n)
 	}
 }

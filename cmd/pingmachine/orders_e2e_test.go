@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,5 +91,41 @@ func TestDaemonRefusedIDs(t *testing.T) {
 	}
 	if names := storetest.Tree(t, d.path("output")); !slices.Equal(names, []string{"good/", "good/last_result", "good/main.rrd"}) {
 		t.Errorf("output/ holds %.200q, want only the good order's", names)
+	}
+}
+
+// TestDaemonSlowWriter rewrites an order in place in two parts 250 ms apart, the first
+// of which is a valid order of another step. The daemon reads it once it is whole, and
+// so keeps main.rrd: an order read half-way would have moved it aside for a new one.
+func TestDaemonSlowWriter(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	order := "user: e2e\npings: 1\nprobe: fping\nfping:\n  host: 127.0.0.1\nstep: 1"
+	writeOrder(t, base, "slow", order+"0\n")
+	d := startDaemon(t, base)
+	d.waitLog("new order", 5*time.Second)
+	rrd := d.path("output", "slow", "main.rrd")
+	d.waitFor("main.rrd", 5*time.Second, func() bool { return exists(rrd) })
+
+	f, err := os.Create(d.path("orders", "slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(order)
+	time.Sleep(250 * time.Millisecond)
+	f.WriteString("0\n")
+	f.Close()
+	// An order written after the slow one falls due no sooner: once it is read, so is
+	// the slow one.
+	writeOrder(t, base, "later", icmpOrder("127.0.0.2", 1, 1, ""))
+	d.waitLog("id=later", 5*time.Second)
+
+	if strings.Contains(d.logs.String(), `msg="changed order" id=slow`) {
+		t.Error("the order was read before it was whole")
+	}
+	for _, name := range storetest.Tree(t, d.path("output", "slow")) {
+		if name != "main.rrd" && name != "last_result" {
+			t.Errorf("output/slow holds %s: main.rrd was moved aside", name)
+		}
 	}
 }
