@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,8 +44,9 @@ type Handler interface {
 	// the file is removed, also when the order was never valid, so that its output can be
 	// archived.
 	Remove(id string, why Reason)
-	// Scanned is called after every full scan with the id of every order file present,
-	// valid or not.
+	// Scanned is called after every full scan that could read every directory, with
+	// the id of every order file present, valid or not. A scan that could not read one
+	// does not know the orders below it, and does not call it.
 	Scanned(ids map[string]bool)
 }
 
@@ -83,6 +85,7 @@ type Watcher struct {
 	opt              Options
 	log              *slog.Logger
 	known            map[string]*entry
+	unreadable       map[string]string // directory id -> the error last logged
 	rescan           chan struct{}
 }
 
@@ -136,14 +139,15 @@ func NewWatcher(base string, h Handler, opt Options) *Watcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{
-		base:     base,
-		orders:   filepath.Join(base, "orders"),
-		telegraf: filepath.Join(base, "telegraf"),
-		handler:  h,
-		opt:      opt,
-		log:      log,
-		known:    make(map[string]*entry),
-		rescan:   make(chan struct{}, 1),
+		base:       base,
+		orders:     filepath.Join(base, "orders"),
+		telegraf:   filepath.Join(base, "telegraf"),
+		handler:    h,
+		opt:        opt,
+		log:        log,
+		known:      make(map[string]*entry),
+		unreadable: make(map[string]string),
+		rescan:     make(chan struct{}, 1),
 	}
 }
 
@@ -289,56 +293,88 @@ func (w *Watcher) addWatches(fw *fsnotify.Watcher, dir string) {
 	})
 }
 
-// scan examines every order file and forgets the orders whose files are gone.
+// scan examines every order file and forgets the orders whose files are gone. The
+// orders below a directory it cannot read are kept as they are: the directory is not
+// gone, and they may well be there still.
 func (w *Watcher) scan() {
 	for _, e := range w.known {
 		e.seen = false
 	}
-	w.walk(w.orders)
+	blocked := w.walk("")
 	present := make(map[string]bool, len(w.known))
 	for id, e := range w.known {
-		if !e.seen {
+		if !e.seen && !slices.ContainsFunc(blocked, func(dir string) bool { return below(id, dir) }) {
 			w.forget(id)
 			continue
 		}
 		present[id] = true
 	}
-	w.handler.Scanned(present)
+	// Only a scan that read every directory knows every order present; the handler
+	// would take an order below an unreadable one for gone.
+	if len(blocked) == 0 {
+		w.handler.Scanned(present)
+	}
 }
 
-// walk checks every order file under dir, marking them seen.
-func (w *Watcher) walk(dir string) {
-	walkFiles(dir, func(path string) {
-		if id, ok := w.id(path); ok {
-			w.check(id, path)
+// walk checks every order file below the directory dir (an id, "" for orders/ itself),
+// marking them seen, and returns the directories below which it could not read. Each
+// is logged once, until it changes.
+func (w *Watcher) walk(dir string) []string {
+	var blocked []string
+	read := make(map[string]bool)
+	walkTree(w.orders, dir, func(id string, d fs.DirEntry, err error) {
+		switch {
+		case err != nil:
+			blocked = append(blocked, id)
+			delete(read, id)
+			if w.unreadable[id] != err.Error() {
+				w.unreadable[id] = err.Error()
+				w.log.Warn("cannot read an orders directory: the orders below it are kept as they are",
+					"dir", path.Join("orders", id), "err", err)
+			}
+		case d.IsDir():
+			read[id] = true
+		default:
+			w.check(id, w.path(id))
 		}
-	}, func(path string, err error) {
-		w.log.Warn("reading orders", "path", path, "err", err)
 	})
+	for id := range w.unreadable {
+		switch {
+		case read[id]:
+			w.log.Info("the orders directory can be read again", "dir", path.Join("orders", id))
+			delete(w.unreadable, id)
+		case below(id, dir) && !slices.ContainsFunc(blocked, func(b string) bool { return below(id, b) }):
+			delete(w.unreadable, id) // gone
+		}
+	}
+	return blocked
 }
 
-// walkFiles calls file for every name below dir that may be an order file: not a
-// directory, and neither it nor a directory above it (below dir) ignored. Errors other
-// than a vanished file go to warn.
-func walkFiles(dir string, file func(path string), warn func(path string, err error)) {
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				warn(path, err)
+// below reports whether the id names dir or something below it; every id is below "".
+func below(id, dir string) bool {
+	return dir == "" || id == dir || strings.HasPrefix(id, dir+"/")
+}
+
+// walkTree calls fn, as filepath.WalkDir does, for the directory dir below root (an id,
+// "" for root itself) and for every file and directory below it, with ids for paths;
+// ignored names (and what is below them) are left out. fn hears of a directory before
+// its entries are read, and again with the error if they cannot be; a vanished one is
+// no error.
+func walkTree(root, dir string, fn func(id string, d fs.DirEntry, err error)) {
+	start := filepath.Join(root, filepath.FromSlash(dir))
+	filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		id := dir
+		if p != start {
+			id = path.Join(dir, filepath.ToSlash(p[len(start)+1:]))
+			if Ignored(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
-			return nil
 		}
-		if path == dir {
-			return nil
-		}
-		if Ignored(d.Name()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.IsDir() {
-			file(path)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			fn(id, d, err)
 		}
 		return nil
 	})
@@ -348,13 +384,13 @@ func walkFiles(dir string, file func(path string), warn func(path string, err er
 // finds them, without telegraf settings; invalid files are skipped (the Watcher reports
 // them). The daemon opens the sockets they need with it before it drops privileges.
 func Load(base string) []*Order {
-	w := &Watcher{orders: filepath.Join(base, "orders")}
+	dir := filepath.Join(base, "orders")
 	var found []*Order
-	walkFiles(w.orders, func(path string) {
-		id, ok := w.id(path)
-		if !ok || CheckID(base, id) != nil {
+	walkTree(dir, "", func(id string, d fs.DirEntry, err error) {
+		if err != nil || d.IsDir() || CheckID(base, id) != nil {
 			return
 		}
+		path := filepath.Join(dir, filepath.FromSlash(id))
 		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 			return
 		}
@@ -365,8 +401,13 @@ func Load(base string) []*Order {
 		if o, err := Parse(filepath.Join("orders", filepath.FromSlash(id)), id, data); err == nil {
 			found = append(found, o)
 		}
-	}, func(string, error) {})
+	})
 	return found
+}
+
+// path is the file of an order id.
+func (w *Watcher) path(id string) string {
+	return filepath.Join(w.orders, filepath.FromSlash(id))
 }
 
 // id is the order id of a path below orders/.
@@ -392,22 +433,24 @@ func (w *Watcher) changed(paths map[string]bool) {
 		switch {
 		case err == nil && fi.IsDir():
 			if !Ignored(fi.Name()) {
-				w.walk(path)
+				w.walk(id)
 			}
 		case err == nil:
 			if !hiddenPath(id) {
 				w.check(id, path)
 			}
-		default:
+		case errors.Is(err, fs.ErrNotExist):
 			// Gone: the order itself, or a directory with orders below it.
 			for kid := range w.known {
-				if kid == id || strings.HasPrefix(kid, id+"/") {
-					if _, err := os.Stat(filepath.Join(w.orders, filepath.FromSlash(kid))); errors.Is(err, fs.ErrNotExist) {
+				if below(kid, id) {
+					if _, err := os.Stat(w.path(kid)); errors.Is(err, fs.ErrNotExist) {
 						w.forget(kid)
 					}
 				}
 			}
 		}
+		// Otherwise it cannot be told (its directory cannot be searched, say); the
+		// next scan reports why.
 	}
 }
 
@@ -431,7 +474,7 @@ func (w *Watcher) forget(id string) {
 // device) is never opened: it is reported once, as an invalid order is.
 func (w *Watcher) check(id, path string) {
 	fi, err := os.Stat(path)
-	if err != nil || fi.IsDir() {
+	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.IsDir() {
 		// Gone, which the next scan notices, or a linked directory, which is not followed.
 		return
 	}
@@ -446,6 +489,16 @@ func (w *Watcher) check(id, path string) {
 		}
 	}
 	e.seen = true
+	if err != nil {
+		// It cannot be examined (its directory cannot be searched, say), but it is not
+		// gone: like an unreadable file, it is reported once, and what was loaded of it
+		// goes on.
+		if e.stat != (fileStat{}) || !e.invalid {
+			e.stat = fileStat{}
+			w.invalid(id, e, fmt.Errorf("%s: %w", file, err))
+		}
+		return
+	}
 	regular := fi.Mode().IsRegular()
 	if age := w.opt.Now().Sub(fi.ModTime()); regular && age > w.opt.MaxAge {
 		w.expire(id, path, e, age)

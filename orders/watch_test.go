@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"pingmachine/pinger/pingtest"
 	"pingmachine/store/storetest"
 )
 
@@ -1118,5 +1119,126 @@ func TestWatchSlowWriter(t *testing.T) {
 	h.writeSlowly("busy", append([]string{validOrder("busy.example")}, comments...), 30*time.Millisecond)
 	if n := len(updates(h.sync(), "busy")); n < 2 {
 		t.Errorf("busy read %d times while written for 1.8 s, want it read before the end and again at the end", n)
+	}
+}
+
+// asNobody chowns base to nobody and makes every thread of the test process use nobody's
+// user id for file access until the test ends, so that permissions apply to the watcher
+// as they do to a daemon run with --user (root ignores them). The real and saved user
+// ids stay root's, which takes the effective one back.
+func asNobody(t *testing.T, base string) {
+	t.Helper()
+	pingtest.RequireRoot(t)
+	const nobody = 65534
+	if err := os.Chmod(filepath.Dir(base), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(base, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, nobody, nobody)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresuid(-1, nobody, -1); err != nil {
+		t.Fatalf("taking nobody's user id: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Setresuid(-1, 0, -1); err != nil {
+			panic(fmt.Sprintf("taking root's user id back: %v", err))
+		}
+	})
+}
+
+// scanned asks for a scan and returns when it is over, also when it does not call
+// Scanned: the watcher logs each scan asked for as it begins, one at a time.
+func (h *harness) scanned() {
+	h.t.Helper()
+	for range 2 {
+		n := strings.Count(h.log.String(), "rescanning orders")
+		h.w.Rescan()
+		storetest.WaitFor(h.t, "a rescan", 5*time.Second, func() bool { return strings.Count(h.log.String(), "rescanning orders") > n })
+	}
+}
+
+// TestWatchUnreadableDirectory takes permissions away from a directory of orders, then
+// gives them back. An unreadable directory is not a deleted one: the orders below it are
+// kept (not removed, not expired), the problem is logged once, and when it can be read
+// again all is as before.
+func TestWatchUnreadableDirectory(t *testing.T) {
+	tests := []struct {
+		name string
+		mode fs.FileMode
+		// logged once each while team/ has mode, and after it has its permissions back
+		blocked, again []string
+	}{
+		{"no permissions", 0,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team`}},
+		{"no read permission", 0o311,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team`}},
+		{"no search permission", 0o644,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team/sub`,
+				`msg="invalid order, the previous version goes on" id=team/a err="orders/team/a: stat`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team/sub`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			for _, id := range []string{"team/a", "team/sub/b", "other/c"} {
+				h.put(id, validOrder(strings.ReplaceAll(id, "/", "-")+".example"))
+			}
+			asNobody(t, h.base)
+			h.start(Options{})
+			for _, id := range []string{"team/a", "team/sub/b", "other/c"} {
+				h.waitUpdates(id, 1)
+			}
+			scansBefore := len(scans(h.rec.snapshot()))
+
+			if err := os.Chmod(filepath.Join(h.orders, "team"), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			h.scanned()
+			// Still watched: an order elsewhere comes and goes.
+			h.put("other/d", validOrder("d.example"))
+			h.waitUpdates("other/d", 1)
+			if err := os.Remove(h.path("other/c")); err != nil {
+				t.Fatal(err)
+			}
+			h.waitRemove("other/c", Deleted)
+			h.scanned()
+			evs := h.rec.snapshot()
+			for _, id := range []string{"team/a", "team/sub/b"} {
+				if rs := removes(evs, id); len(rs) != 0 {
+					t.Errorf("%s removed (%v) while its directory could not be read", id, rs)
+				}
+			}
+			if n := len(scans(evs)); n != scansBefore {
+				t.Errorf("Scanned called %d times while a directory could not be read, want none: %v", n-scansBefore, scans(evs)[scansBefore:])
+			}
+
+			if err := os.Chmod(filepath.Join(h.orders, "team"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h.scanned()
+			evs = h.rec.snapshot()
+			if ids := scans(evs)[len(scans(evs))-1]; !maps.Equal(ids, setOf("team/a", "team/sub/b", "other/d")) {
+				t.Errorf("Scanned(%v) once readable again", ids)
+			}
+			for _, id := range []string{"team/a", "team/sub/b"} {
+				if n, rs := len(updates(evs, id)), removes(evs, id); n != 1 || len(rs) != 0 {
+					t.Errorf("%s: %d updates, removes %v; want 1 update and no remove", id, n, rs)
+				}
+			}
+			log := h.log.String()
+			for _, want := range append(tt.blocked, tt.again...) {
+				if n := strings.Count(log, want); n != 1 {
+					t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+				}
+			}
+		})
 	}
 }

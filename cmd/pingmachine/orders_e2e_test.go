@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,5 +129,82 @@ func TestDaemonSlowWriter(t *testing.T) {
 		if name != "main.rrd" && name != "last_result" {
 			t.Errorf("output/slow holds %s: main.rrd was moved aside", name)
 		}
+	}
+}
+
+// TestDaemonUnreadableDirectory runs the daemon as nobody (root ignores permissions) and
+// takes the permissions away from directories of orders: one while it runs, one before
+// it starts, whose order's output is there from an earlier run. An unreadable directory
+// is not a deleted one: its orders go on, nothing is archived, the problem is logged once,
+// and with the permissions back all is as before.
+func TestDaemonUnreadableDirectory(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "pingmachine-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	base := filepath.Join(dir, "base")
+	writeOrder(t, base, "team/a", icmpOrder("127.0.0.1", 1, 1, ""))
+	writeOrder(t, base, "other/b", icmpOrder("127.0.0.2", 1, 1, ""))
+	writeOrder(t, base, "late/c", icmpOrder("127.0.0.3", 1, 1, ""))
+	os.MkdirAll(filepath.Join(base, "output", "late", "c"), 0o755)
+	os.WriteFile(filepath.Join(base, "output", "late", "c", "last_result"), []byte("time: 1\n"), 0o644)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	for _, p := range []string{base, filepath.Join(base, "output"), filepath.Join(base, "output", "late"), filepath.Join(base, "output", "late", "c")} {
+		os.Chown(p, uid, gid)
+	}
+	os.Chmod(filepath.Join(base, "orders", "late"), 0)
+
+	d := startDaemon(t, base, "--user", "nobody")
+	first := d.waitResult("team/a", 0, 5*time.Second)
+	d.waitResult("other/b", 0, 5*time.Second)
+	rescans := 0
+	rescan := func() {
+		t.Helper()
+		rescans++
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.waitFor("a rescan", 5*time.Second, func() bool { return strings.Count(d.logs.String(), "rescanning orders") >= rescans })
+	}
+	os.Chmod(filepath.Join(base, "orders", "team"), 0)
+	rescan()
+	rescan()
+	lr := d.waitResult("team/a", first.int(t, "time"), 5*time.Second)
+	d.waitResult("team/a", lr.int(t, "time"), 5*time.Second)
+	logs := d.logs.String()
+	for _, name := range []string{"orders/team", "orders/late"} {
+		if n := strings.Count(logs, `msg="cannot read an orders directory: the orders below it are kept as they are" dir=`+name); n != 1 {
+			t.Errorf("%s: unreadable logged %d times, want once", name, n)
+		}
+	}
+	for _, id := range []string{"team/a", "late/c"} {
+		if exists(d.path("archive", id)) || !exists(d.path("output", id, "last_result")) {
+			t.Errorf("output of %s archived", id)
+		}
+	}
+	if strings.Contains(logs, "removed order") {
+		t.Error("orders removed")
+	}
+
+	os.Chmod(filepath.Join(base, "orders", "team"), 0o755)
+	os.Chmod(filepath.Join(base, "orders", "late"), 0o755)
+	rescan()
+	checkLastResult(t, "late/c", d.waitResult("late/c", 1, 5*time.Second), 1, 1, 0)
+	lr, _ = readLastResult(t, base, "team/a")
+	d.waitResult("team/a", lr.int(t, "time"), 5*time.Second)
+	for _, name := range []string{"orders/team", "orders/late"} {
+		d.waitLog(`msg="the orders directory can be read again" dir=`+name, 5*time.Second)
+	}
+	if strings.Contains(d.logs.String(), "removed order") {
+		t.Error("orders removed")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
