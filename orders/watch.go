@@ -119,6 +119,7 @@ func statOf(fi fs.FileInfo) fileStat {
 
 // NewWatcher returns a Watcher of base/orders and base/telegraf.
 func NewWatcher(base string, h Handler, opt Options) *Watcher {
+	base = filepath.Clean(base) // as fsnotify names the events of its watch
 	if opt.MaxAge == 0 {
 		opt.MaxAge = 3660 * time.Second
 	}
@@ -168,15 +169,24 @@ func Ignored(name string) bool {
 
 // Watch scans the tree, then follows it until ctx is done. It returns an error only
 // when the file system events cannot be had at all.
+//
+// inotify watches directories, not paths: the watch of a directory moves with it, and
+// is lost with it when it is removed. So the base directory is watched too, for orders/
+// and telegraf/ made anew, the watches of a renamed directory are dropped (fsnotify
+// would go on naming its events by the old path) and set up again under the new name,
+// and every scan repairs the watches that events could not.
 func (w *Watcher) Watch(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("orders: watching %s: %w", w.orders, err)
 	}
 	defer fw.Close()
+	if err := fw.Add(w.base); err != nil {
+		w.log.Warn("watching orders", "dir", w.base, "err", err)
+	}
 	w.addWatches(fw, w.orders)
 	w.addWatches(fw, w.telegraf)
-	w.scan()
+	w.scan(fw)
 
 	ticker := time.NewTicker(w.opt.Rescan)
 	defer ticker.Stop()
@@ -187,15 +197,27 @@ func (w *Watcher) Watch(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			w.scan()
+			w.scan(fw)
 		case <-w.rescan:
 			w.log.Info("rescanning orders")
-			w.scan()
+			w.scan(fw)
 		case ev, ok := <-fw.Events:
 			if !ok {
 				return nil
 			}
+			if filepath.Dir(ev.Name) == w.base && ev.Name != w.orders && ev.Name != w.telegraf {
+				continue // output/, archive/, .lock
+			}
 			pending.add(ev.Name, time.Now())
+			if ev.Has(fsnotify.Rename) && fw.Remove(ev.Name) == nil {
+				// A watched directory moved away, or (under its new name) about to be
+				// watched afresh; so are the directories below it.
+				for _, p := range fw.WatchList() {
+					if strings.HasPrefix(p, ev.Name+string(filepath.Separator)) {
+						fw.Remove(p)
+					}
+				}
+			}
 			if ev.Has(fsnotify.Create) {
 				// A new directory must be watched before files appear in it; those
 				// that already did are found by scanning it when the events settle.
@@ -209,9 +231,9 @@ func (w *Watcher) Watch(ctx context.Context) error {
 			}
 			// An overflowed event queue lost events: only a full scan makes up for it.
 			w.log.Warn("watching orders", "err", err)
-			w.scan()
+			w.scan(fw)
 		case <-pending.timer.C:
-			w.changed(pending.due(time.Now()))
+			w.changed(fw, pending.due(time.Now()))
 		}
 	}
 }
@@ -271,36 +293,67 @@ func (s *settling) due(now time.Time) map[string]bool {
 	return due
 }
 
-// addWatches watches dir and every directory below it.
+// addWatches watches dir and every directory below it. A directory that cannot be read
+// cannot be watched either; the scans report it.
 func (w *Watcher) addWatches(fw *fsnotify.Watcher, dir string) {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				w.log.Warn("watching orders", "dir", path, "err", err)
-			}
-			return nil
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		if path != dir && Ignored(d.Name()) {
+		switch {
+		case err != nil || !d.IsDir():
+		case path != dir && Ignored(d.Name()):
 			return filepath.SkipDir
-		}
-		if err := fw.Add(path); err != nil {
-			w.log.Warn("watching orders", "dir", path, "err", err)
+		default:
+			w.watch(fw, path)
 		}
 		return nil
 	})
 }
 
+func (w *Watcher) watch(fw *fsnotify.Watcher, dir string) {
+	if err := fw.Add(dir); err != nil {
+		w.log.Warn("watching orders", "dir", dir, "err", err)
+	}
+}
+
+// rewatch makes fw watch the directories given, and base, and no others: it drops the
+// watches of directories that moved or went away, since fsnotify names their events by
+// a path that is no more, and adds the missing ones. A directory given as false is only
+// kept: one that cannot be read cannot be watched anew, but its watch still tells when
+// it can be read again.
+func (w *Watcher) rewatch(fw *fsnotify.Watcher, dirs map[string]bool) {
+	for _, p := range fw.WatchList() {
+		if _, ok := dirs[p]; !ok && p != w.base {
+			fw.Remove(p)
+		}
+	}
+	for dir, add := range dirs {
+		if add {
+			w.watch(fw, dir)
+		}
+	}
+}
+
 // scan examines every order file and forgets the orders whose files are gone. The
 // orders below a directory it cannot read are kept as they are: the directory is not
-// gone, and they may well be there still.
-func (w *Watcher) scan() {
+// gone, and they may well be there still. Then it repairs the watches.
+func (w *Watcher) scan(fw *fsnotify.Watcher) {
 	for _, e := range w.known {
 		e.seen = false
 	}
-	blocked := w.walk("")
+	read, blocked := w.walk("")
+	dirs := make(map[string]bool, len(read)+len(blocked))
+	for id := range read {
+		dirs[w.path(id)] = true
+	}
+	for _, id := range blocked {
+		dirs[w.path(id)] = false
+	}
+	walkTree(w.telegraf, "", func(id string, d fs.DirEntry, err error) {
+		if err == nil && d.IsDir() {
+			dirs[filepath.Join(w.telegraf, filepath.FromSlash(id))] = true
+		}
+	})
+	w.rewatch(fw, dirs)
+
 	present := make(map[string]bool, len(w.known))
 	for id, e := range w.known {
 		if !e.seen && !slices.ContainsFunc(blocked, func(dir string) bool { return below(id, dir) }) {
@@ -317,11 +370,10 @@ func (w *Watcher) scan() {
 }
 
 // walk checks every order file below the directory dir (an id, "" for orders/ itself),
-// marking them seen, and returns the directories below which it could not read. Each
-// is logged once, until it changes.
-func (w *Watcher) walk(dir string) []string {
-	var blocked []string
-	read := make(map[string]bool)
+// marking them seen, and returns the directories it read and those below which it could
+// not. Each of the latter is logged once, until it changes.
+func (w *Watcher) walk(dir string) (read map[string]bool, blocked []string) {
+	read = make(map[string]bool)
 	walkTree(w.orders, dir, func(id string, d fs.DirEntry, err error) {
 		switch {
 		case err != nil:
@@ -347,7 +399,7 @@ func (w *Watcher) walk(dir string) []string {
 			delete(w.unreadable, id) // gone
 		}
 	}
-	return blocked
+	return read, blocked
 }
 
 // below reports whether the id names dir or something below it; every id is below "".
@@ -420,8 +472,13 @@ func (w *Watcher) id(path string) (string, bool) {
 }
 
 // changed handles the paths named by a batch of events.
-func (w *Watcher) changed(paths map[string]bool) {
+func (w *Watcher) changed(fw *fsnotify.Watcher, paths map[string]bool) {
 	for path := range paths {
+		if path == w.orders || path == w.telegraf {
+			// Made, removed or replaced as a whole.
+			w.scan(fw)
+			continue
+		}
 		if rel, err := filepath.Rel(w.telegraf, path); err == nil && !strings.HasPrefix(rel, "..") {
 			path = filepath.Join(w.orders, rel)
 		}
@@ -432,7 +489,9 @@ func (w *Watcher) changed(paths map[string]bool) {
 		fi, err := os.Stat(path)
 		switch {
 		case err == nil && fi.IsDir():
+			// Made, or its permissions changed: it may not be watched yet.
 			if !Ignored(fi.Name()) {
+				w.addWatches(fw, path)
 				w.walk(id)
 			}
 		case err == nil:

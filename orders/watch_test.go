@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 
 	"pingmachine/pinger/pingtest"
@@ -1240,5 +1241,146 @@ func TestWatchUnreadableDirectory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWatchRenamedDirectories renames and replaces directories, orders/ and telegraf/
+// included: each is watched again under its new name at once, so that an order written
+// into it afterwards is seen by its events (the harness's scans are an hour apart), under
+// the right id.
+func TestWatchRenamedDirectories(t *testing.T) {
+	h := newHarness(t)
+	h.put("a/x", validOrder("x.example"))
+	h.put("a/sub/y", validOrder("y.example"))
+	h.start(Options{})
+
+	rename := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(filepath.Join(h.base, from), filepath.Join(h.base, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename("orders/a", "orders/b")
+	h.waitRemove("a/x", Deleted)
+	h.waitRemove("a/sub/y", Deleted)
+	h.waitUpdates("b/x", 1)
+	h.waitUpdates("b/sub/y", 1)
+	h.put("b/new", validOrder("new.example"))
+	h.waitUpdates("b/new", 1)
+	h.put("b/sub/new", validOrder("new.example"))
+	h.waitUpdates("b/sub/new", 1)
+
+	// Back again, and the same name made anew next to it.
+	rename("orders/b", "orders/a")
+	if err := os.Mkdir(filepath.Join(h.orders, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.put("a/sub/again", validOrder("again.example"))
+	h.waitUpdates("a/sub/again", 1)
+	h.put("b/fresh", validOrder("fresh.example"))
+	h.waitUpdates("b/fresh", 1)
+
+	// orders/ deleted and made anew.
+	if err := os.RemoveAll(h.orders); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a/x", "a/sub/y", "a/new", "a/sub/new", "a/sub/again", "b/fresh"} {
+		h.waitRemove(id, Deleted)
+	}
+	if err := os.Mkdir(h.orders, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.put("c/z", validOrder("z.example"))
+	h.waitUpdates("c/z", 1)
+	h.put("c/z2", validOrder("z2.example"))
+	h.waitUpdates("c/z2", 1)
+
+	// orders/ replaced by another tree, renamed into place.
+	h.writeFile("staging/s/w", validOrder("w.example"))
+	rename("orders", "orders.old")
+	rename("staging", "orders")
+	h.waitRemove("c/z", Deleted)
+	h.waitUpdates("s/w", 1)
+	h.put("s/w2", validOrder("w2.example"))
+	h.waitUpdates("s/w2", 1)
+
+	// telegraf/ made anew.
+	if err := os.RemoveAll(h.telegraf); err != nil {
+		t.Fatal(err)
+	}
+	h.writeFile("telegraf/s/w", "measurement_name: anew\n")
+	if o := h.waitUpdates("s/w", 2); o.Telegraf.Measurement != "anew" {
+		t.Errorf("telegraf settings %+v, want those of the new telegraf/", o.Telegraf)
+	}
+	h.writeFile("telegraf/s/w2", "measurement_name: anew2\n")
+	if o := h.waitUpdates("s/w2", 2); o.Telegraf.Measurement != "anew2" {
+		t.Errorf("telegraf settings %+v, want those of the new telegraf/", o.Telegraf)
+	}
+
+	for _, e := range h.sync() {
+		if strings.HasPrefix(e.id, "staging") || strings.Contains(e.id, "orders") {
+			t.Errorf("unexpected %v", e)
+		}
+	}
+}
+
+// TestScanRepairsWatches: a scan makes the watches match the directories of the trees,
+// whatever events were missed: a lost watch comes back, and the watch of a directory
+// renamed without the watcher hearing of it follows the new name.
+func TestScanRepairsWatches(t *testing.T) {
+	h := newHarness(t)
+	h.put("a/sub/x", validOrder("x.example"))
+	h.writeFile("orders/.hidden/y", validOrder("y.example"))
+	h.writeFile("telegraf/a/sub/x", "measurement_name: m\n")
+	w := NewWatcher(h.base, h.rec, Options{})
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	dirs := func(rel ...string) []string {
+		var d []string
+		for _, r := range rel {
+			d = append(d, filepath.Join(h.base, filepath.FromSlash(r)))
+		}
+		slices.Sort(d)
+		return d
+	}
+	check := func(want []string) {
+		t.Helper()
+		got := fw.WatchList()
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("watching %q, want %q", got, want)
+		}
+	}
+	w.scan(fw)
+	check(dirs("orders", "orders/a", "orders/a/sub", "telegraf", "telegraf/a", "telegraf/a/sub"))
+
+	// The watch of a/ lost, and a/ renamed: sub/ is watched still, under its old path.
+	if err := fw.Remove(filepath.Join(h.orders, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(h.orders, "a"), filepath.Join(h.orders, "b")); err != nil {
+		t.Fatal(err)
+	}
+	w.scan(fw)
+	check(dirs("orders", "orders/b", "orders/b/sub", "telegraf", "telegraf/a", "telegraf/a/sub"))
+	// The events of the renamed directory name it by its new path.
+	h.writeFile("orders/b/sub/z", validOrder("z.example"))
+	want := filepath.Join(h.orders, "b", "sub", "z")
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-fw.Events:
+			if ev.Name == want {
+				return
+			}
+			if strings.HasSuffix(ev.Name, "z") {
+				t.Fatalf("event %v, want one for %s", ev, want)
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s", want)
+		}
 	}
 }

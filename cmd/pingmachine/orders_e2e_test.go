@@ -208,3 +208,33 @@ func TestDaemonUnreadableDirectory(t *testing.T) {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
+
+// TestDaemonRenamedDirectories renames a directory of orders, then deletes orders/ and
+// makes it anew: an order written into either afterwards is measured within seconds, not
+// at the next full scan a minute later.
+func TestDaemonRenamedDirectories(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	writeOrder(t, base, "a/x", icmpOrder("127.0.0.1", 1, 1, ""))
+	d := startDaemon(t, base)
+	d.waitResult("a/x", 0, 5*time.Second)
+
+	if err := os.Rename(d.path("orders", "a"), d.path("orders", "b")); err != nil {
+		t.Fatal(err)
+	}
+	d.waitResult("b/x", 0, 5*time.Second)
+	writeOrder(t, base, "b/y", icmpOrder("127.0.0.2", 1, 1, ""))
+	checkLastResult(t, "b/y", d.waitResult("b/y", 0, 5*time.Second), 1, 1, 0)
+
+	if err := os.RemoveAll(d.path("orders")); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor("the orders archived", 5*time.Second, func() bool {
+		return exists(d.path("archive", "b", "x")) && exists(d.path("archive", "b", "y"))
+	})
+	if err := os.Mkdir(d.path("orders"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeOrder(t, base, "c/z", icmpOrder("127.0.0.3", 1, 1, ""))
+	checkLastResult(t, "c/z", d.waitResult("c/z", 0, 5*time.Second), 1, 1, 0)
+}
