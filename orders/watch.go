@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // Reason says why an order went away.
@@ -78,6 +79,12 @@ type Options struct {
 // clients write a temporary file and rename it into place. An invalid file is logged once
 // per change and left where it is; if a valid version of it was loaded before, that
 // version goes on running.
+//
+// orders/ (and telegraf/) may be a symbolic link to a directory elsewhere, as
+// configuration management often assembles a base directory; it is followed, as the Perl
+// version did, and logged. So an expired order file is removed wherever orders/ leads:
+// removing it is what the contract asks. No other link is followed to a directory,
+// neither while reading nor while removing; a link to a file is an order.
 type Watcher struct {
 	base             string
 	orders, telegraf string
@@ -86,6 +93,7 @@ type Watcher struct {
 	log              *slog.Logger
 	known            map[string]*entry
 	unreadable       map[string]string // directory id -> the error last logged
+	links            map[string]string // orders/ or telegraf/ -> where it leads, as logged
 	rescan           chan struct{}
 }
 
@@ -148,6 +156,7 @@ func NewWatcher(base string, h Handler, opt Options) *Watcher {
 		log:        log,
 		known:      make(map[string]*entry),
 		unreadable: make(map[string]string),
+		links:      make(map[string]string),
 		rescan:     make(chan struct{}, 1),
 	}
 }
@@ -221,7 +230,8 @@ func (w *Watcher) Watch(ctx context.Context) error {
 			if ev.Has(fsnotify.Create) {
 				// A new directory must be watched before files appear in it; those
 				// that already did are found by scanning it when the events settle.
-				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() && !Ignored(fi.Name()) {
+				fi, err := os.Lstat(ev.Name)
+				if ev.Name == w.orders || ev.Name == w.telegraf || err == nil && fi.IsDir() && !Ignored(fi.Name()) {
 					w.addWatches(fw, ev.Name)
 				}
 			}
@@ -293,19 +303,22 @@ func (s *settling) due(now time.Time) map[string]bool {
 	return due
 }
 
-// addWatches watches dir and every directory below it. A directory that cannot be read
-// cannot be watched either; the scans report it.
+// addWatches watches the directory dir of the orders or the telegraf tree and every
+// directory below it. A directory that cannot be read cannot be watched either; the
+// scans report it.
 func (w *Watcher) addWatches(fw *fsnotify.Watcher, dir string) {
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil || !d.IsDir():
-		case path != dir && Ignored(d.Name()):
-			return filepath.SkipDir
-		default:
-			w.watch(fw, path)
+	for _, root := range []string{w.orders, w.telegraf} {
+		rel, ok := strings.CutPrefix(dir, root)
+		if !ok || rel != "" && rel[0] != filepath.Separator {
+			continue
 		}
-		return nil
-	})
+		walkTree(root, filepath.ToSlash(strings.TrimPrefix(rel, string(filepath.Separator))), func(id string, d fs.DirEntry, err error) {
+			if err == nil && d.IsDir() {
+				w.watch(fw, filepath.Join(root, filepath.FromSlash(id)))
+			}
+		})
+		return
+	}
 }
 
 func (w *Watcher) watch(fw *fsnotify.Watcher, dir string) {
@@ -336,6 +349,7 @@ func (w *Watcher) rewatch(fw *fsnotify.Watcher, dirs map[string]bool) {
 // orders below a directory it cannot read are kept as they are: the directory is not
 // gone, and they may well be there still. Then it repairs the watches.
 func (w *Watcher) scan(fw *fsnotify.Watcher) {
+	w.noteLinks()
 	for _, e := range w.known {
 		e.seen = false
 	}
@@ -402,6 +416,30 @@ func (w *Watcher) walk(dir string) (read map[string]bool, blocked []string) {
 	return read, blocked
 }
 
+// noteLinks logs where orders/ and telegraf/ lead when they are symbolic links, once
+// each time that changes.
+func (w *Watcher) noteLinks() {
+	for _, root := range []string{w.orders, w.telegraf} {
+		var to string
+		var err error
+		if fi, lerr := os.Lstat(root); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if to, err = filepath.EvalSymlinks(root); err != nil {
+				to = err.Error()
+			}
+		}
+		if to == w.links[root] {
+			continue
+		}
+		w.links[root] = to
+		switch {
+		case err != nil:
+			w.log.Warn("a symbolic link that leads nowhere in place of a directory", "dir", root, "err", err)
+		case to != "":
+			w.log.Info("reading a directory through a symbolic link", "dir", root, "from", to)
+		}
+	}
+}
+
 // below reports whether the id names dir or something below it; every id is below "".
 func below(id, dir string) bool {
 	return dir == "" || id == dir || strings.HasPrefix(id, dir+"/")
@@ -411,13 +449,17 @@ func below(id, dir string) bool {
 // "" for root itself) and for every file and directory below it, with ids for paths;
 // ignored names (and what is below them) are left out. fn hears of a directory before
 // its entries are read, and again with the error if they cannot be; a vanished one is
-// no error.
+// no error. root itself is followed if it is a symbolic link, nothing below it is.
 func walkTree(root, dir string, fn func(id string, d fs.DirEntry, err error)) {
 	start := filepath.Join(root, filepath.FromSlash(dir))
+	if dir == "" {
+		// With a trailing separator, the lstat that WalkDir starts with follows a link.
+		start += string(filepath.Separator)
+	}
 	filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		id := dir
 		if p != start {
-			id = path.Join(dir, filepath.ToSlash(p[len(start)+1:]))
+			id = path.Join(dir, filepath.ToSlash(strings.TrimPrefix(p[len(start):], string(filepath.Separator))))
 			if Ignored(d.Name()) {
 				if d.IsDir() {
 					return filepath.SkipDir
@@ -560,7 +602,7 @@ func (w *Watcher) check(id, path string) {
 	}
 	regular := fi.Mode().IsRegular()
 	if age := w.opt.Now().Sub(fi.ModTime()); regular && age > w.opt.MaxAge {
-		w.expire(id, path, e, age)
+		w.expire(id, e, age)
 		return
 	}
 	e.expiring = false
@@ -629,7 +671,7 @@ func (w *Watcher) invalid(id string, e *entry, err error) {
 }
 
 // expire removes an order that was not refreshed in time, after its output is archived.
-func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
+func (w *Watcher) expire(id string, e *entry, age time.Duration) {
 	if !e.expiring {
 		w.log.Info("archiving old order", "id", id, "age", age.Truncate(time.Second).String())
 		if !e.refused {
@@ -637,7 +679,7 @@ func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
 		}
 		e.order = nil
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeBelow(w.orders, id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		if !e.expiring {
 			w.log.Error("cannot remove expired order", "id", id, "err", err)
 		}
@@ -645,6 +687,30 @@ func (w *Watcher) expire(id, path string, e *entry, age time.Duration) {
 		return
 	}
 	delete(w.known, id)
+}
+
+// removeBelow removes the file (or link) of an id below root. It follows root if that
+// is a symbolic link, but no link between root and the file: a directory of the id
+// swapped for a link since it was walked cannot lead the removal out of the tree.
+func removeBelow(root, id string) error {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	names := strings.Split(id, "/")
+	for i, name := range names[:len(names)-1] {
+		sub, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(dir)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: filepath.Join(root, filepath.Join(names[:i+1]...)), Err: err}
+		}
+		dir = sub
+	}
+	defer unix.Close(dir)
+	if err := unix.Unlinkat(dir, names[len(names)-1], 0); err != nil {
+		return &fs.PathError{Op: "unlink", Path: filepath.Join(root, filepath.FromSlash(id)), Err: err}
+	}
+	return nil
 }
 
 // readLimited reads a regular file of at most MaxSize bytes. The file was examined by

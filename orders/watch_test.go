@@ -1153,6 +1153,12 @@ func asNobody(t *testing.T, base string) {
 	})
 }
 
+// waitLog waits for a log line that contains text.
+func (h *harness) waitLog(text string) {
+	h.t.Helper()
+	storetest.WaitFor(h.t, "a log line with "+text, 5*time.Second, func() bool { return strings.Contains(h.log.String(), text) })
+}
+
 // scanned asks for a scan and returns when it is over, also when it does not call
 // Scanned: the watcher logs each scan asked for as it begins, one at a time.
 func (h *harness) scanned() {
@@ -1382,5 +1388,158 @@ func TestScanRepairsWatches(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("no event for %s", want)
 		}
+	}
+}
+
+// TestWatchLinkedOrders makes orders/ and telegraf/ symbolic links to directories
+// elsewhere, as configuration management may: both are followed, and logged, while a
+// link to a directory below them is not followed. Events come through the link; an
+// expired order is removed where the link leads; a link pointed elsewhere is followed
+// there.
+func TestWatchLinkedOrders(t *testing.T) {
+	h := newHarness(t)
+	cm := t.TempDir()
+	target := filepath.Join(cm, "orders")
+	h.writeFile("elsewhere/x", validOrder("x.example"))
+	for name, text := range map[string]string{
+		"orders/a":          validOrder("a.example"),
+		"orders/team/b":     validOrder("b.example"),
+		"orders/old":        validOrder("old.example"),
+		"telegraf/team/b":   "measurement_name: linked\n",
+		"other-orders/back": validOrder("back.example"),
+	} {
+		path := filepath.Join(cm, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(target, "old"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	for link, to := range map[string]string{
+		h.orders:                        target,
+		h.telegraf:                      filepath.Join(cm, "telegraf"),
+		filepath.Join(target, "linked"): filepath.Join(h.base, "elsewhere"),
+	} {
+		if err := os.RemoveAll(link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start(Options{})
+
+	evs := h.rec.snapshot()
+	if ids := scans(evs)[0]; !maps.Equal(ids, setOf("a", "team/b")) {
+		t.Errorf("Scanned(%v), want a and team/b", ids)
+	}
+	h.waitRemove("old", Expired)
+	if o := updates(evs, "team/b"); len(o) != 1 || o[0].Telegraf.Measurement != "linked" {
+		t.Errorf("team/b: updates %v, want one with the linked telegraf settings", o)
+	}
+	log := h.log.String()
+	for _, want := range []string{
+		fmt.Sprintf(`msg="reading a directory through a symbolic link" dir=%s from=%s`, h.orders, target),
+		fmt.Sprintf(`msg="reading a directory through a symbolic link" dir=%s from=%s`, h.telegraf, filepath.Join(cm, "telegraf")),
+	} {
+		if n := strings.Count(log, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+		}
+	}
+
+	// New orders, through the link and straight into the directory it leads to.
+	h.put("team/new", validOrder("new.example"))
+	h.waitUpdates("team/new", 1)
+	if err := os.MkdirAll(filepath.Join(target, "fresh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "fresh", "c"), []byte(validOrder("c.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUpdates("fresh/c", 1)
+	evs = h.sync()
+	if _, err := os.Lstat(filepath.Join(target, "old")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the expired order is still where orders/ leads: %v", err)
+	}
+	for _, e := range evs {
+		if strings.HasPrefix(e.id, "linked") {
+			t.Errorf("the link to a directory below orders/ was followed: %v", e)
+		}
+	}
+
+	// Pointed elsewhere, as ln -sfn does: the orders there replace those here.
+	tmp := filepath.Join(h.base, ".orders.new")
+	if err := os.Symlink(filepath.Join(cm, "other-orders"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.orders); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUpdates("back", 1)
+	for _, id := range []string{"a", "team/b", "team/new", "fresh/c"} {
+		h.waitRemove(id, Deleted)
+	}
+	h.put("later", validOrder("later.example"))
+	h.waitUpdates("later", 1)
+	h.waitLog(fmt.Sprintf("from=%s", filepath.Join(cm, "other-orders")))
+}
+
+// TestRemoveBelow removes expired order files: through a linked orders/, but through no
+// link below it, even one swapped in for a directory after the walk.
+func TestRemoveBelow(t *testing.T) {
+	tests := []struct {
+		name string
+		id   string
+		// gone must be gone afterwards, kept must not
+		gone, kept []string
+		err        string
+	}{
+		{"file", "team/x", []string{"orders/team/x"}, nil, ""},
+		{"link to a file", "link", []string{"orders/link"}, []string{"outside/victim"}, ""},
+		{"through a linked orders/", "y", []string{"linked/y", "real/y"}, nil, ""},
+		{"through a linked directory", "swapped/victim", nil, []string{"outside/victim", "orders/swapped"}, "orders/swapped: not a directory"},
+		{"missing", "none", nil, nil, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range []string{"orders/team/x", "outside/victim", "real/y"} {
+				path := filepath.Join(dir, filepath.FromSlash(f))
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for link, to := range map[string]string{"orders/link": "outside/victim", "orders/swapped": "outside", "linked": "real"} {
+				if err := os.Symlink(filepath.Join(dir, filepath.FromSlash(to)), filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root := filepath.Join(dir, "orders")
+			if strings.HasPrefix(tt.name, "through a linked orders/") {
+				root = filepath.Join(dir, "linked")
+			}
+			err := removeBelow(root, tt.id)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("removeBelow(%s) = %v, want an error saying %q", tt.id, err, tt.err)
+			}
+			for _, f := range tt.gone {
+				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f))); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s not removed: %v", f, err)
+				}
+			}
+			for _, f := range tt.kept {
+				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f))); err != nil {
+					t.Errorf("%s removed: %v", f, err)
+				}
+			}
+		})
 	}
 }

@@ -238,3 +238,40 @@ func TestDaemonRenamedDirectories(t *testing.T) {
 	writeOrder(t, base, "c/z", icmpOrder("127.0.0.3", 1, 1, ""))
 	checkLastResult(t, "c/z", d.waitResult("c/z", 0, 5*time.Second), 1, 1, 0)
 }
+
+// TestDaemonLinkedOrders runs the daemon on a base directory whose orders/ is a symbolic
+// link to a directory elsewhere, as configuration management may assemble it. The
+// orders there are measured, the link is logged, a new order is seen at once, and an
+// expired one is removed where the link leads; nothing else is written there, and a link
+// to a directory below orders/ is not followed.
+func TestDaemonLinkedOrders(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	cm := filepath.Join(root, "cm")
+	writeOrder(t, cm, "a", icmpOrder("127.0.0.1", 1, 1, ""))
+	writeOrder(t, cm, "old", icmpOrder("127.0.0.2", 1, 1, ""))
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(cm, "orders", "old"), past, past)
+	elsewhere := filepath.Join(root, "elsewhere")
+	writeOrder(t, elsewhere, "x", icmpOrder("127.0.0.3", 1, 1, ""))
+	os.Symlink(filepath.Join(elsewhere, "orders"), filepath.Join(cm, "orders", "linked-dir"))
+	os.MkdirAll(base, 0o755)
+	os.Symlink(filepath.Join(cm, "orders"), filepath.Join(base, "orders"))
+
+	d := startDaemon(t, base)
+	checkLastResult(t, "a", d.waitResult("a", 0, 5*time.Second), 1, 1, 0)
+	d.waitLog(`msg="reading a directory through a symbolic link" dir=`+d.path("orders")+" from="+filepath.Join(cm, "orders"), time.Second)
+	writeOrder(t, cm, "team/b", icmpOrder("127.0.0.4", 1, 1, ""))
+	checkLastResult(t, "team/b", d.waitResult("team/b", 0, 5*time.Second), 1, 1, 0)
+
+	if exists(filepath.Join(cm, "orders", "old")) {
+		t.Error("the expired order was not removed where orders/ leads")
+	}
+	if exists(d.path("output", "linked-dir")) {
+		t.Error("the linked directory below orders/ was followed")
+	}
+	if names := storetest.Tree(t, cm); !slices.Equal(names, []string{"orders/", "orders/a", "orders/linked-dir", "orders/team/", "orders/team/b"}) {
+		t.Errorf("where orders/ leads: %q, want the orders and nothing else", names)
+	}
+}
