@@ -24,6 +24,7 @@ func TestLoad(t *testing.T) {
 		".git/d":           validOrder("127.0.0.4"),
 		"team/big":         validOrder("127.0.0.5") + "# " + strings.Repeat("x", MaxSize) + "\n",
 		"team/source/e":    validOrder("127.0.0.6") + "  source_ip: 127.0.0.7\n  interface: lo\n",
+		`team/back\slash`:  validOrder("127.0.0.8"),
 		"telegraf-is-not/": "",
 	}
 	for name, text := range files {
@@ -45,14 +46,25 @@ func TestLoad(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "team", "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, o := range Load(base) {
-		got = append(got, o.ID+" "+o.FPing.Host+" "+o.FPing.Source.String()+" "+o.FPing.Interface)
+	// A link to a directory below orders/ is not followed.
+	if err := os.Symlink(filepath.Join(dir, "team"), filepath.Join(dir, "linked")); err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(got)
+	// orders/ itself a symbolic link, as configuration management may make it, is.
+	linked := t.TempDir()
+	if err := os.Symlink(dir, filepath.Join(linked, "orders")); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"a 127.0.0.1 invalid IP ", "team/deep/b ::1 invalid IP ", "team/source/e 127.0.0.6 127.0.0.7 lo"}
-	if !slices.Equal(got, want) {
-		t.Errorf("Load = %q, want %q", got, want)
+	for _, b := range []string{base, linked} {
+		var got []string
+		for _, o := range Load(b) {
+			got = append(got, o.ID+" "+o.FPing.Host+" "+o.FPing.Source.String()+" "+o.FPing.Interface)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("Load(%s) = %q, want %q", b, got, want)
+		}
 	}
 	if got := Load(filepath.Join(base, "missing")); len(got) != 0 {
 		t.Errorf("Load of a missing tree = %v", got)

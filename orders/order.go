@@ -5,10 +5,12 @@ package orders
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -82,6 +84,43 @@ const (
 	// version's 15 s); shorter steps get a fifth of the step.
 	MaxHTTPTimeout = 15 * time.Second
 )
+
+// Limits of Linux on the paths the store makes of an order id.
+const (
+	pathMax = 4096 // PATH_MAX: a path's bytes and the terminating NUL
+	nameMax = 255  // NAME_MAX: the bytes of one file name
+	// outputRoom is what CheckID leaves for the names of the files the store keeps in an
+	// order's output directory: last_result.tmp, corrupted_main.rrd,
+	// main.step86400.pings1000.2.rrd and the like.
+	outputRoom = 64
+)
+
+// CheckID reports why an order id (a path relative to orders/) cannot be one: the store
+// keeps the order's output in base/output/<id> and base/archive/<id>, and refuses an id
+// with a backslash or one that leads outside; the system refuses a file name longer than
+// NAME_MAX or a path longer than PATH_MAX. The watcher refuses such an order once, when
+// it is read, rather than let the store fail at every round; the store keeps its own
+// check as a last defence, and a test of this package runs ids that CheckID accepts,
+// at its limits, through the store.
+func CheckID(base, id string) error {
+	if p := filepath.FromSlash(id); !filepath.IsLocal(p) || filepath.Clean(p) == "." {
+		return fmt.Errorf("order id %q is not a path below orders/", id)
+	}
+	if strings.ContainsRune(id, '\\') {
+		return errors.New("a backslash in the order id: the store takes none in the paths it writes")
+	}
+	for name := range strings.SplitSeq(id, "/") {
+		if len(name) > nameMax {
+			return fmt.Errorf("the name %.40q... is %d bytes long, more than the %d a file name may have", name, len(name), nameMax)
+		}
+	}
+	// archive/ is the longer of output/ and archive/.
+	if n := len(filepath.Join(base, "archive", filepath.FromSlash(id))) + 1 + outputRoom; n >= pathMax {
+		return fmt.Errorf("the order id is %d bytes long: the paths of its output in %s would be longer than the %d bytes the system allows",
+			len(id), filepath.Join(base, "archive"), pathMax-1)
+	}
+	return nil
+}
 
 // Timing returns the time between two pings of a round and each ping's timeout. The gap
 // is the order's interval or, as in the Perl version, 80% of the step less the timeout

@@ -606,3 +606,53 @@ func TestIgnored(t *testing.T) {
 		}
 	}
 }
+
+// longID returns an id of n bytes: names of 200 bytes and a shorter last one.
+func longID(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(strings.Repeat("x", min(200, n-b.Len())))
+	}
+	return b.String()
+}
+
+func TestCheckID(t *testing.T) {
+	const base = "/var/lib/pingmachine"
+	// The longest path the store makes: /var/lib/pingmachine/archive/<id>/ and 64 bytes
+	// of file name, at most 4095 bytes.
+	longest := 4095 - len(base+"/archive/") - 1 - 64
+	tests := []struct {
+		id, err string
+	}{
+		{"a", ""},
+		{"app1/target1", ""},
+		{"site/with space/und ümlaut", ""},
+		{strings.Repeat("n", 255) + "/x", ""},
+		{longID(longest), ""},
+		{`a\b`, "a backslash in the order id"},
+		{`dir\/x`, "a backslash in the order id"},
+		{strings.Repeat("n", 256), "is 256 bytes long, more than the 255 a file name may have"},
+		{"ok/" + strings.Repeat("n", 300) + "/x", "is 300 bytes long, more than the 255"},
+		{longID(longest + 1), fmt.Sprintf("the order id is %d bytes long: the paths of its output in %s/archive would be longer than the 4095 bytes", longest+1, base)},
+		{".", "is not a path below orders/"},
+		{"../x", "is not a path below orders/"},
+		{"/abs", "is not a path below orders/"},
+		{"", "is not a path below orders/"},
+	}
+	for _, tt := range tests {
+		err := CheckID(base, tt.id)
+		name := tt.id
+		if len(name) > 40 {
+			name = fmt.Sprintf("%.40s... (%d bytes)", name, len(name))
+		}
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("CheckID(%s) = %v, want nil", name, err)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("CheckID(%s) = %v, want an error saying %q", name, err, tt.err)
+		}
+	}
+}

@@ -7,15 +7,21 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
+
+	"pingmachine/pinger/pingtest"
 	"pingmachine/store/storetest"
 )
 
@@ -870,7 +876,8 @@ func TestWatchOversizedOrder(t *testing.T) {
 
 func TestNewWatcherDefaults(t *testing.T) {
 	w := NewWatcher("/base", newRecorder(), Options{})
-	if w.opt.MaxAge != 3660*time.Second || w.opt.Rescan != time.Minute || w.opt.Settle != 100*time.Millisecond || w.opt.Now == nil {
+	if w.opt.MaxAge != 3660*time.Second || w.opt.Rescan != time.Minute || w.opt.Settle != 500*time.Millisecond ||
+		w.opt.MaxSettle != 2*time.Second || w.opt.Now == nil {
 		t.Errorf("defaults %+v", w.opt)
 	}
 	if w.orders != filepath.Join("/base", "orders") || w.telegraf != filepath.Join("/base", "telegraf") {
@@ -878,5 +885,661 @@ func TestNewWatcherDefaults(t *testing.T) {
 	}
 	if Deleted.String() != "deleted" || Expired.String() != "expired" {
 		t.Errorf("reasons %v, %v", Deleted, Expired)
+	}
+}
+
+// TestReadLimited reads what an order file's name leads to when it is opened, which may
+// not be what it was when the watcher examined it: a regular file is read; anything
+// else is refused at once. Above all a named pipe renamed over an order file: opening it
+// for reading waits for a writer, and with it the watcher, for ever.
+func TestReadLimited(t *testing.T) {
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	if err := syscall.Mkfifo(path("fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path("fifo"), path("link-to-fifo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path("order"), []byte(validOrder("h.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path("big"), make([]byte, MaxSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, err string
+	}{
+		{"regular file", path("order"), ""},
+		{"named pipe", path("fifo"), "not a regular file but a named pipe (FIFO)"},
+		{"link to a named pipe", path("link-to-fifo"), "not a regular file but a named pipe (FIFO)"},
+		{"character device", os.DevNull, "not a regular file but a character device"},
+		{"directory", dir, "not a regular file but a directory"},
+		{"too large", path("big"), "larger than the 65536 bytes an order may have"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			type result struct {
+				data []byte
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				data, err := readLimited(tt.path)
+				done <- result{data, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(5 * time.Second):
+				// Let the reader go: a writer that comes and goes.
+				if f, err := os.OpenFile(tt.path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				t.Fatalf("readLimited(%s) blocked", tt.path)
+			}
+			switch {
+			case tt.err == "" && (r.err != nil || string(r.data) != validOrder("h.example")):
+				t.Errorf("readLimited = %q, %v; want the order", r.data, r.err)
+			case tt.err != "" && (r.err == nil || !strings.Contains(r.err.Error(), tt.err)):
+				t.Errorf("readLimited = %q, %v; want an error saying %q", r.data, r.err, tt.err)
+			}
+		})
+	}
+}
+
+// TestWatchFIFOSwappedIn swaps a named pipe and an order file back and forth under the
+// watcher (rename(2) with RENAME_EXCHANGE), so that the name is now and then a pipe
+// between the watcher's stat and its open. The watcher is never blocked: it keeps
+// seeing new orders, the order is never taken for deleted, and it stops when asked.
+func TestWatchFIFOSwappedIn(t *testing.T) {
+	h := newHarness(t)
+	h.put("swapped", validOrder("swapped.example"))
+	fifo := filepath.Join(h.orders, ".fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start(Options{})
+	h.waitUpdates("swapped", 1)
+
+	swap := func() {
+		if err := unix.Renameat2(unix.AT_FDCWD, fifo, unix.AT_FDCWD, h.path("swapped"), unix.RENAME_EXCHANGE); err != nil {
+			t.Fatalf("exchanging the order and a named pipe: %v", err)
+		}
+	}
+	// Pairs of swaps, so that the order is in place at the end; a scan now and then
+	// reads the file too, besides the events of the swaps.
+	for i, end := 0, time.Now().Add(time.Second); time.Now().Before(end); i++ {
+		swap()
+		swap()
+		if i%100 == 0 {
+			h.w.Rescan()
+		}
+	}
+	evs := h.sync()
+	if rs := removes(evs, "swapped"); len(rs) != 0 {
+		t.Errorf("the swapped order was removed: %v", rs)
+	}
+	for _, ids := range scans(evs) {
+		if !ids["swapped"] {
+			t.Errorf("the swapped order missing from Scanned(%v)", ids)
+		}
+	}
+	if log := h.log.String(); !strings.Contains(log, "orders/swapped: not a regular file but a named pipe (FIFO)") {
+		t.Log("the pipe was never found in the order's place; the test proved nothing this time")
+	}
+}
+
+// TestWatchSpecialFiles: a named pipe and a socket among the orders are not orders; each
+// is reported once, like an invalid order, and left alone.
+func TestWatchSpecialFiles(t *testing.T) {
+	h := newHarness(t)
+	if err := syscall.Mkfifo(h.path("pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", h.path("socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h.put("good", validOrder("good.example"))
+	h.start(Options{})
+	h.waitUpdates("good", 1)
+	evs := h.sync()
+	for _, id := range []string{"pipe", "socket"} {
+		if n := len(updates(evs, id)); n != 0 {
+			t.Errorf("%s updated", id)
+		}
+		if last := scans(evs)[len(scans(evs))-1]; !last[id] {
+			t.Errorf("%s missing from Scanned(%v)", id, last)
+		}
+		if !h.exists(id) {
+			t.Errorf("%s removed", id)
+		}
+	}
+	log := h.log.String()
+	for _, want := range []string{"orders/pipe: not a regular file but a named pipe (FIFO)", "orders/socket: not a regular file but a socket"} {
+		if n := strings.Count(log, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+		}
+	}
+}
+
+// TestWatchRefusedIDs: an order whose id the store cannot take (CheckID) is refused when
+// it is read, and reported once with the reason, instead of failing at every round; it
+// is never handed to the handler, not even to archive an output when it goes.
+func TestWatchRefusedIDs(t *testing.T) {
+	h := newHarness(t)
+	long := ""
+	for n := 4096; n > 0 && long == ""; n-- {
+		if CheckID(h.base, longID(n)) == nil {
+			long = longID(n + 1)
+		}
+	}
+	refused := map[string]string{
+		`back\slash`: `orders/back\\slash: a backslash in the order id`,
+		long:         fmt.Sprintf("the order id is %d bytes long", len(long)),
+	}
+	for id := range refused {
+		h.put(id, validOrder("refused.example"))
+	}
+	h.put("good", validOrder("good.example"))
+	h.start(Options{})
+	h.waitUpdates("good", 1)
+	evs := h.sync()
+	for id, reason := range refused {
+		if n := len(updates(evs, id)); n != 0 {
+			t.Errorf("%.40s: updated", id)
+		}
+		if last := scans(evs)[len(scans(evs))-1]; !last[id] {
+			t.Errorf("%.40s: missing from the last Scanned", id)
+		}
+		if n := strings.Count(h.log.String(), reason); n != 1 {
+			t.Errorf("%q logged %d times, want once", reason, n)
+		}
+		if err := os.Remove(h.path(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs = h.sync()
+	for id := range refused {
+		if rs := removes(evs, id); len(rs) != 0 {
+			t.Errorf("%.40s: removed %v", id, rs)
+		}
+	}
+}
+
+// writeSlowly writes data to the order id in place, in parts gap apart.
+func (h *harness) writeSlowly(id string, parts []string, gap time.Duration) {
+	h.t.Helper()
+	f, err := os.Create(h.path(id))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	for i, part := range parts {
+		if i > 0 {
+			time.Sleep(gap)
+		}
+		if _, err := f.WriteString(part); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// TestWatchSlowWriter writes orders in place, slowly: a file is read once it has been
+// left alone for Settle, not Settle after it was first changed; one that keeps changing
+// is read MaxSettle after its first change all the same.
+func TestWatchSlowWriter(t *testing.T) {
+	h := newHarness(t)
+	h.start(Options{Settle: 300 * time.Millisecond, MaxSettle: 800 * time.Millisecond})
+
+	// Twelve parts, 50 ms apart. Every part but the last leaves a valid order of
+	// another step (1) or none at all.
+	order := "user: u\npings: 1\nprobe: fping\nfping:\n  host: slow.example\nstep: 1"
+	var parts []string
+	for i := 0; i < len(order); i += len(order)/11 + 1 {
+		parts = append(parts, order[i:min(i+len(order)/11+1, len(order))])
+	}
+	parts = append(parts, "0\n")
+	h.writeSlowly("slow", parts, 50*time.Millisecond)
+	if o := h.waitUpdates("slow", 1); o.Step != 10*time.Second {
+		t.Errorf("read half-way: %s", dump(o))
+	}
+	evs := h.sync()
+	if n := len(updates(evs, "slow")); n != 1 {
+		t.Errorf("%d updates of slow, want 1:\n%s", n, format(evs))
+	}
+	if log := h.log.String(); strings.Contains(log, "invalid order") {
+		t.Errorf("read half-way:\n%s", log)
+	}
+
+	// Written on, 30 ms apart, for twice MaxSettle: without the bound it would be read
+	// once, when done; with it, it is read before that too.
+	comments := slices.Repeat([]string{"# still writing\n"}, 60)
+	h.writeSlowly("busy", append([]string{validOrder("busy.example")}, comments...), 30*time.Millisecond)
+	if n := len(updates(h.sync(), "busy")); n < 2 {
+		t.Errorf("busy read %d times while written for 1.8 s, want it read before the end and again at the end", n)
+	}
+}
+
+// asNobody chowns base to nobody and makes every thread of the test process use nobody's
+// user id for file access until the test ends, so that permissions apply to the watcher
+// as they do to a daemon run with --user (root ignores them). The real and saved user
+// ids stay root's, which takes the effective one back.
+func asNobody(t *testing.T, base string) {
+	t.Helper()
+	pingtest.RequireRoot(t)
+	const nobody = 65534
+	if err := os.Chmod(filepath.Dir(base), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(base, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, nobody, nobody)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setresuid(-1, nobody, -1); err != nil {
+		t.Fatalf("taking nobody's user id: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Setresuid(-1, 0, -1); err != nil {
+			panic(fmt.Sprintf("taking root's user id back: %v", err))
+		}
+	})
+}
+
+// waitLog waits for a log line that contains text.
+func (h *harness) waitLog(text string) {
+	h.t.Helper()
+	storetest.WaitFor(h.t, "a log line with "+text, 5*time.Second, func() bool { return strings.Contains(h.log.String(), text) })
+}
+
+// scanned asks for a scan and returns when it is over, also when it does not call
+// Scanned: the watcher logs each scan asked for as it begins, one at a time.
+func (h *harness) scanned() {
+	h.t.Helper()
+	for range 2 {
+		n := strings.Count(h.log.String(), "rescanning orders")
+		h.w.Rescan()
+		storetest.WaitFor(h.t, "a rescan", 5*time.Second, func() bool { return strings.Count(h.log.String(), "rescanning orders") > n })
+	}
+}
+
+// TestWatchUnreadableDirectory takes permissions away from a directory of orders, then
+// gives them back. An unreadable directory is not a deleted one: the orders below it are
+// kept (not removed, not expired), the problem is logged once, and when it can be read
+// again all is as before.
+func TestWatchUnreadableDirectory(t *testing.T) {
+	tests := []struct {
+		name string
+		mode fs.FileMode
+		// logged once each while team/ has mode, and after it has its permissions back
+		blocked, again []string
+	}{
+		{"no permissions", 0,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team`}},
+		{"no read permission", 0o311,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team`}},
+		{"no search permission", 0o644,
+			[]string{`msg="cannot read an orders directory: the orders below it are kept as they are" dir=orders/team/sub`,
+				`msg="invalid order, the previous version goes on" id=team/a err="orders/team/a: stat`},
+			[]string{`msg="the orders directory can be read again" dir=orders/team/sub`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			for _, id := range []string{"team/a", "team/sub/b", "other/c"} {
+				h.put(id, validOrder(strings.ReplaceAll(id, "/", "-")+".example"))
+			}
+			asNobody(t, h.base)
+			h.start(Options{})
+			for _, id := range []string{"team/a", "team/sub/b", "other/c"} {
+				h.waitUpdates(id, 1)
+			}
+			scansBefore := len(scans(h.rec.snapshot()))
+
+			if err := os.Chmod(filepath.Join(h.orders, "team"), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			h.scanned()
+			// Still watched: an order elsewhere comes and goes.
+			h.put("other/d", validOrder("d.example"))
+			h.waitUpdates("other/d", 1)
+			if err := os.Remove(h.path("other/c")); err != nil {
+				t.Fatal(err)
+			}
+			h.waitRemove("other/c", Deleted)
+			h.scanned()
+			evs := h.rec.snapshot()
+			for _, id := range []string{"team/a", "team/sub/b"} {
+				if rs := removes(evs, id); len(rs) != 0 {
+					t.Errorf("%s removed (%v) while its directory could not be read", id, rs)
+				}
+			}
+			if n := len(scans(evs)); n != scansBefore {
+				t.Errorf("Scanned called %d times while a directory could not be read, want none: %v", n-scansBefore, scans(evs)[scansBefore:])
+			}
+
+			if err := os.Chmod(filepath.Join(h.orders, "team"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h.scanned()
+			evs = h.rec.snapshot()
+			if ids := scans(evs)[len(scans(evs))-1]; !maps.Equal(ids, setOf("team/a", "team/sub/b", "other/d")) {
+				t.Errorf("Scanned(%v) once readable again", ids)
+			}
+			for _, id := range []string{"team/a", "team/sub/b"} {
+				if n, rs := len(updates(evs, id)), removes(evs, id); n != 1 || len(rs) != 0 {
+					t.Errorf("%s: %d updates, removes %v; want 1 update and no remove", id, n, rs)
+				}
+			}
+			log := h.log.String()
+			for _, want := range append(tt.blocked, tt.again...) {
+				if n := strings.Count(log, want); n != 1 {
+					t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+				}
+			}
+		})
+	}
+}
+
+// TestWatchRenamedDirectories renames and replaces directories, orders/ and telegraf/
+// included: each is watched again under its new name at once, so that an order written
+// into it afterwards is seen by its events (the harness's scans are an hour apart), under
+// the right id.
+func TestWatchRenamedDirectories(t *testing.T) {
+	h := newHarness(t)
+	h.put("a/x", validOrder("x.example"))
+	h.put("a/sub/y", validOrder("y.example"))
+	h.start(Options{})
+
+	rename := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(filepath.Join(h.base, from), filepath.Join(h.base, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename("orders/a", "orders/b")
+	h.waitRemove("a/x", Deleted)
+	h.waitRemove("a/sub/y", Deleted)
+	h.waitUpdates("b/x", 1)
+	h.waitUpdates("b/sub/y", 1)
+	h.put("b/new", validOrder("new.example"))
+	h.waitUpdates("b/new", 1)
+	h.put("b/sub/new", validOrder("new.example"))
+	h.waitUpdates("b/sub/new", 1)
+
+	// Back again, and the same name made anew next to it.
+	rename("orders/b", "orders/a")
+	if err := os.Mkdir(filepath.Join(h.orders, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.put("a/sub/again", validOrder("again.example"))
+	h.waitUpdates("a/sub/again", 1)
+	h.put("b/fresh", validOrder("fresh.example"))
+	h.waitUpdates("b/fresh", 1)
+
+	// orders/ deleted and made anew.
+	if err := os.RemoveAll(h.orders); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a/x", "a/sub/y", "a/new", "a/sub/new", "a/sub/again", "b/fresh"} {
+		h.waitRemove(id, Deleted)
+	}
+	if err := os.Mkdir(h.orders, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.put("c/z", validOrder("z.example"))
+	h.waitUpdates("c/z", 1)
+	h.put("c/z2", validOrder("z2.example"))
+	h.waitUpdates("c/z2", 1)
+
+	// orders/ replaced by another tree, renamed into place.
+	h.writeFile("staging/s/w", validOrder("w.example"))
+	rename("orders", "orders.old")
+	rename("staging", "orders")
+	h.waitRemove("c/z", Deleted)
+	h.waitUpdates("s/w", 1)
+	h.put("s/w2", validOrder("w2.example"))
+	h.waitUpdates("s/w2", 1)
+
+	// telegraf/ made anew.
+	if err := os.RemoveAll(h.telegraf); err != nil {
+		t.Fatal(err)
+	}
+	h.writeFile("telegraf/s/w", "measurement_name: anew\n")
+	if o := h.waitUpdates("s/w", 2); o.Telegraf.Measurement != "anew" {
+		t.Errorf("telegraf settings %+v, want those of the new telegraf/", o.Telegraf)
+	}
+	h.writeFile("telegraf/s/w2", "measurement_name: anew2\n")
+	if o := h.waitUpdates("s/w2", 2); o.Telegraf.Measurement != "anew2" {
+		t.Errorf("telegraf settings %+v, want those of the new telegraf/", o.Telegraf)
+	}
+
+	for _, e := range h.sync() {
+		if strings.HasPrefix(e.id, "staging") || strings.Contains(e.id, "orders") {
+			t.Errorf("unexpected %v", e)
+		}
+	}
+}
+
+// TestScanRepairsWatches: a scan makes the watches match the directories of the trees,
+// whatever events were missed: a lost watch comes back, and the watch of a directory
+// renamed without the watcher hearing of it follows the new name.
+func TestScanRepairsWatches(t *testing.T) {
+	h := newHarness(t)
+	h.put("a/sub/x", validOrder("x.example"))
+	h.writeFile("orders/.hidden/y", validOrder("y.example"))
+	h.writeFile("telegraf/a/sub/x", "measurement_name: m\n")
+	w := NewWatcher(h.base, h.rec, Options{})
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	dirs := func(rel ...string) []string {
+		var d []string
+		for _, r := range rel {
+			d = append(d, filepath.Join(h.base, filepath.FromSlash(r)))
+		}
+		slices.Sort(d)
+		return d
+	}
+	check := func(want []string) {
+		t.Helper()
+		got := fw.WatchList()
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("watching %q, want %q", got, want)
+		}
+	}
+	w.scan(fw)
+	check(dirs("orders", "orders/a", "orders/a/sub", "telegraf", "telegraf/a", "telegraf/a/sub"))
+
+	// The watch of a/ lost, and a/ renamed: sub/ is watched still, under its old path.
+	if err := fw.Remove(filepath.Join(h.orders, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(h.orders, "a"), filepath.Join(h.orders, "b")); err != nil {
+		t.Fatal(err)
+	}
+	w.scan(fw)
+	check(dirs("orders", "orders/b", "orders/b/sub", "telegraf", "telegraf/a", "telegraf/a/sub"))
+	// The events of the renamed directory name it by its new path.
+	h.writeFile("orders/b/sub/z", validOrder("z.example"))
+	want := filepath.Join(h.orders, "b", "sub", "z")
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-fw.Events:
+			if ev.Name == want {
+				return
+			}
+			if strings.HasSuffix(ev.Name, "z") {
+				t.Fatalf("event %v, want one for %s", ev, want)
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s", want)
+		}
+	}
+}
+
+// TestWatchLinkedOrders makes orders/ and telegraf/ symbolic links to directories
+// elsewhere, as configuration management may: both are followed, and logged, while a
+// link to a directory below them is not followed. Events come through the link; an
+// expired order is removed where the link leads; a link pointed elsewhere is followed
+// there.
+func TestWatchLinkedOrders(t *testing.T) {
+	h := newHarness(t)
+	cm := t.TempDir()
+	target := filepath.Join(cm, "orders")
+	h.writeFile("elsewhere/x", validOrder("x.example"))
+	for name, text := range map[string]string{
+		"orders/a":          validOrder("a.example"),
+		"orders/team/b":     validOrder("b.example"),
+		"orders/old":        validOrder("old.example"),
+		"telegraf/team/b":   "measurement_name: linked\n",
+		"other-orders/back": validOrder("back.example"),
+	} {
+		path := filepath.Join(cm, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(target, "old"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	for link, to := range map[string]string{
+		h.orders:                        target,
+		h.telegraf:                      filepath.Join(cm, "telegraf"),
+		filepath.Join(target, "linked"): filepath.Join(h.base, "elsewhere"),
+	} {
+		if err := os.RemoveAll(link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start(Options{})
+
+	evs := h.rec.snapshot()
+	if ids := scans(evs)[0]; !maps.Equal(ids, setOf("a", "team/b")) {
+		t.Errorf("Scanned(%v), want a and team/b", ids)
+	}
+	h.waitRemove("old", Expired)
+	if o := updates(evs, "team/b"); len(o) != 1 || o[0].Telegraf.Measurement != "linked" {
+		t.Errorf("team/b: updates %v, want one with the linked telegraf settings", o)
+	}
+	log := h.log.String()
+	for _, want := range []string{
+		fmt.Sprintf(`msg="reading a directory through a symbolic link" dir=%s from=%s`, h.orders, target),
+		fmt.Sprintf(`msg="reading a directory through a symbolic link" dir=%s from=%s`, h.telegraf, filepath.Join(cm, "telegraf")),
+	} {
+		if n := strings.Count(log, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, log)
+		}
+	}
+
+	// New orders, through the link and straight into the directory it leads to.
+	h.put("team/new", validOrder("new.example"))
+	h.waitUpdates("team/new", 1)
+	if err := os.MkdirAll(filepath.Join(target, "fresh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "fresh", "c"), []byte(validOrder("c.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUpdates("fresh/c", 1)
+	evs = h.sync()
+	if _, err := os.Lstat(filepath.Join(target, "old")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the expired order is still where orders/ leads: %v", err)
+	}
+	for _, e := range evs {
+		if strings.HasPrefix(e.id, "linked") {
+			t.Errorf("the link to a directory below orders/ was followed: %v", e)
+		}
+	}
+
+	// Pointed elsewhere, as ln -sfn does: the orders there replace those here.
+	tmp := filepath.Join(h.base, ".orders.new")
+	if err := os.Symlink(filepath.Join(cm, "other-orders"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.orders); err != nil {
+		t.Fatal(err)
+	}
+	h.waitUpdates("back", 1)
+	for _, id := range []string{"a", "team/b", "team/new", "fresh/c"} {
+		h.waitRemove(id, Deleted)
+	}
+	h.put("later", validOrder("later.example"))
+	h.waitUpdates("later", 1)
+	h.waitLog(fmt.Sprintf("from=%s", filepath.Join(cm, "other-orders")))
+}
+
+// TestRemoveBelow removes expired order files: through a linked orders/, but through no
+// link below it, even one swapped in for a directory after the walk.
+func TestRemoveBelow(t *testing.T) {
+	tests := []struct {
+		name string
+		id   string
+		// gone must be gone afterwards, kept must not
+		gone, kept []string
+		err        string
+	}{
+		{"file", "team/x", []string{"orders/team/x"}, nil, ""},
+		{"link to a file", "link", []string{"orders/link"}, []string{"outside/victim"}, ""},
+		{"through a linked orders/", "y", []string{"linked/y", "real/y"}, nil, ""},
+		{"through a linked directory", "swapped/victim", nil, []string{"outside/victim", "orders/swapped"}, "orders/swapped: not a directory"},
+		{"missing", "none", nil, nil, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range []string{"orders/team/x", "outside/victim", "real/y"} {
+				path := filepath.Join(dir, filepath.FromSlash(f))
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for link, to := range map[string]string{"orders/link": "outside/victim", "orders/swapped": "outside", "linked": "real"} {
+				if err := os.Symlink(filepath.Join(dir, filepath.FromSlash(to)), filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root := filepath.Join(dir, "orders")
+			if strings.HasPrefix(tt.name, "through a linked orders/") {
+				root = filepath.Join(dir, "linked")
+			}
+			err := removeBelow(root, tt.id)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("removeBelow(%s) = %v, want an error saying %q", tt.id, err, tt.err)
+			}
+			for _, f := range tt.gone {
+				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f))); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s not removed: %v", f, err)
+				}
+			}
+			for _, f := range tt.kept {
+				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f))); err != nil {
+					t.Errorf("%s removed: %v", f, err)
+				}
+			}
+		})
 	}
 }
