@@ -57,6 +57,10 @@ func TestStoreTakesCheckedIDs(t *testing.T) {
 			continue
 		}
 		se := store.Series{ID: id, Step: time.Minute, Pings: 1, RRDTemplate: "smokeping"}
+		prepare := func() error {
+			_, err := st.Prepare(se)
+			return err
+		}
 		write := func() error {
 			return st.Write(store.Result{ID: id, Time: store.Stamp(time.Now(), se.Step), Step: se.Step, RTTs: []time.Duration{time.Millisecond}})
 		}
@@ -64,12 +68,12 @@ func TestStoreTakesCheckedIDs(t *testing.T) {
 			what string
 			do   func() error
 		}{
-			{"prepare", func() error { return st.Prepare(se) }},
+			{"prepare", prepare},
 			{"write", write},
-			{"prepare with another step", func() error { se.Step = 2 * time.Minute; return st.Prepare(se) }},
+			{"prepare with another step", func() error { se.Step = 2 * time.Minute; return prepare() }},
 			{"write with another step", write},
 			{"archive", func() error { return st.Archive(id) }},
-			{"revive", func() error { return st.Prepare(se) }},
+			{"revive", prepare},
 		} {
 			if err := step.do(); err != nil {
 				t.Errorf("%q (%d bytes): %s: %v", name, len(id), step.what, err)
