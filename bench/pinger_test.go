@@ -172,7 +172,9 @@ func BenchmarkLoopback(b *testing.B) {
 }
 
 // BenchmarkSteadyState measures one probe per op while rounds are resubmitted from their
-// Done function, as a daemon does every step: -benchmem shows allocations per probe.
+// Done function, as a daemon does every step: -benchmem shows allocations per probe, and
+// cpu-ns/probe the process's CPU time (user and system) per probe. The probe rate is
+// fixed, so ns/op is the wall time per probe and does not show the engine's cost.
 func BenchmarkSteadyState(b *testing.B) {
 	e := startEngine(b)
 	const targets = 1_000
@@ -211,6 +213,7 @@ func BenchmarkSteadyState(b *testing.B) {
 	}
 
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	wg.Add(targets)
 	for _, r := range rounds {
@@ -221,6 +224,7 @@ func BenchmarkSteadyState(b *testing.B) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/probe")
 	stopping.Store(true)
 	if st := e.Stats(); st.TimedOut > 0 {
 		b.Errorf("%d probes timed out on loopback", st.TimedOut)

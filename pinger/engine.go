@@ -88,7 +88,7 @@ type Engine struct {
 	opts   Options
 	log    *slog.Logger
 	epoch  time.Time
-	cookie uint64
+	key    macKey // authenticates the probes (mac.go)
 	idBase uint16 // raw socket k uses identifiers from idBase + k*idsPerRawSocket
 	wake   chan struct{}
 	// openIn, if set, runs the function that opens each socket. Tests set it to a network
@@ -129,7 +129,7 @@ func New(opts Options) *Engine {
 		opts:   opts,
 		log:    log,
 		epoch:  time.Now(),
-		cookie: rand.Uint64(),
+		key:    newMACKey(),
 		idBase: uint16(rand.IntN(blockSlots/idsPerRawSocket)) * idsPerRawSocket,
 		wake:   make(chan struct{}, 1),
 		groups: make(map[socketKey]*group),
@@ -364,7 +364,7 @@ func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
 	sock := b.sock
 	e.serial++
 	n := icmpHeaderLen + rs.size
-	writeEcho(sock.sendBuf[:n], sock.v6, b.id, uint16(si), e.cookie, e.serial)
+	writeEcho(sock.sendBuf[:n], sock.v6, b.id, uint16(si), e.serial, e.key.probeMAC(e.serial, b.id, uint16(si)))
 	now := time.Now()
 	if err := sock.send(n, &rs.target, rs.zone); err != nil {
 		return e.sendFailed(idx, ping, err, done)
@@ -656,18 +656,13 @@ func (e *Engine) blockFor(s *socket, id uint16) *block {
 // the reply's full payload length, or -1 when unknown.
 func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs, readMono int64, done []*Round) []*Round {
 	b := e.blockFor(s, p.id)
-	if b == nil || len(p.payload) < MinSize || binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie {
+	if b == nil || !e.genuine(p) {
 		e.stats.Foreign++
 		return done
 	}
 	sl := &b.slots[p.seq]
-	serial := binary.BigEndian.Uint64(p.payload[payloadSerialOffset:])
-	switch {
-	case serial < sl.serial:
-		e.stats.Late++ // the slot has been reused since
-		return done
-	case serial > sl.serial:
-		e.stats.Foreign++
+	if binary.BigEndian.Uint64(p.payload[payloadSerialOffset:]) != sl.serial {
+		e.stats.Late++ // a genuine reply to an earlier probe in the slot, which has been reused since
 		return done
 	}
 	switch sl.state {
@@ -676,9 +671,6 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 		return done
 	case slotExpired:
 		e.stats.Late++
-		return done
-	case slotFree:
-		e.stats.Foreign++
 		return done
 	}
 	rs := &e.rounds[sl.round]
@@ -699,6 +691,17 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 	return e.settle(sl.round, sl.ping, time.Duration(rtt), done)
 }
 
+// genuine reports whether the payload of an echo reply or of the request an ICMP error
+// quotes starts with a serial and its MAC for the message's identifier and sequence
+// number: that the message quotes a probe this engine sent.
+func (e *Engine) genuine(p *packet) bool {
+	if len(p.payload) < MinSize {
+		return false
+	}
+	serial := binary.BigEndian.Uint64(p.payload[payloadSerialOffset:])
+	return binary.BigEndian.Uint64(p.payload[payloadMACOffset:]) == e.key.probeMAC(serial, p.id, p.seq)
+}
+
 // roundTrip picks the RTT from the kernel's receive timestamp, unless the wall clock was
 // stepped while the probe was out (as when a Raspberry Pi without a clock chip syncs after
 // boot): the kernel's figure is then negative or longer than the monotonic time between
@@ -710,8 +713,13 @@ func roundTrip(kernel, monotonic int64) int64 {
 	return kernel
 }
 
-// icmpError ends the probe that an ICMP error quotes as lost. Errors about packets that
-// are not our in-flight probes are ignored: raw sockets see every error on the host.
+// icmpError ends the probe that an ICMP error quotes as lost, if the error shows that it
+// quotes that probe: its serial with the MAC, sent to the probe's target. Errors about
+// packets that are not our in-flight probes are ignored: raw sockets see every error on
+// the host. Those that name one but do not show it are counted and ignored too, also
+// when the router quoted too little of the probe (RFC 792 asks for 8 bytes of it, the
+// ICMP header alone): the ping then waits for its reply or timeout, rather than be ended
+// by an error that anybody who can guess an identifier and sequence number could send.
 func (e *Engine) icmpError(s *socket, p *packet, done []*Round) []*Round {
 	b := e.blockFor(s, p.id)
 	if b == nil {
@@ -721,12 +729,9 @@ func (e *Engine) icmpError(s *socket, p *packet, done []*Round) []*Round {
 	if sl.state != slotInFlight {
 		return done
 	}
-	// Routers may quote only 8 bytes of our message; check the cookie when it is there.
-	if len(p.payload) >= MinSize && (binary.BigEndian.Uint64(p.payload[payloadCookieOffset:]) != e.cookie ||
-		binary.BigEndian.Uint64(p.payload[payloadSerialOffset:]) != sl.serial) {
-		return done
-	}
-	if p.quotedDst != e.rounds[sl.round].target {
+	if p.quotedDst != e.rounds[sl.round].target || !e.genuine(p) ||
+		binary.BigEndian.Uint64(p.payload[payloadSerialOffset:]) != sl.serial {
+		e.stats.UnverifiedErrors++
 		return done
 	}
 	sl.state = slotExpired

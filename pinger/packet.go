@@ -19,11 +19,11 @@ const (
 	icmp6Echo           = 128
 	icmp6EchoReply      = 129
 	icmpHeaderLen       = 8
-	payloadCookieOffset = 0 // 8 bytes: the engine's random cookie
-	payloadSerialOffset = 8 // 8 bytes: the probe's serial number
+	payloadSerialOffset = 0 // 8 bytes: the probe's serial number
+	payloadMACOffset    = 8 // 8 bytes: its MAC (macKey.probeMAC)
 )
 
-// fillPattern writes the payload filler after the cookie and serial. Replies must echo it
+// fillPattern writes the payload filler after the serial and MAC. Replies must echo it
 // unchanged; a reply whose filler differs was corrupted on the way.
 func fillPattern(payload []byte) {
 	for i := MinSize; i < len(payload); i++ {
@@ -41,10 +41,10 @@ func patternIntact(payload []byte) bool {
 	return true
 }
 
-// writeEcho fills in an echo request's header, cookie and serial in place; the filler
-// after them is already in msg. On IPv4 raw sockets we compute the checksum; the kernel
-// does it for ICMPv6 and for datagram sockets, where it also sets the identifier.
-func writeEcho(msg []byte, v6 bool, id, seq uint16, cookie, serial uint64) {
+// writeEcho fills in an echo request's header, serial and MAC in place; the filler after
+// them is already in msg. On IPv4 raw sockets we compute the checksum; the kernel does it
+// for ICMPv6 and for datagram sockets, where it also sets the identifier.
+func writeEcho(msg []byte, v6 bool, id, seq uint16, serial, mac uint64) {
 	if v6 {
 		msg[0] = icmp6Echo
 	} else {
@@ -54,8 +54,8 @@ func writeEcho(msg []byte, v6 bool, id, seq uint16, cookie, serial uint64) {
 	msg[2], msg[3] = 0, 0
 	binary.BigEndian.PutUint16(msg[4:], id)
 	binary.BigEndian.PutUint16(msg[6:], seq)
-	binary.BigEndian.PutUint64(msg[icmpHeaderLen+payloadCookieOffset:], cookie)
 	binary.BigEndian.PutUint64(msg[icmpHeaderLen+payloadSerialOffset:], serial)
+	binary.BigEndian.PutUint64(msg[icmpHeaderLen+payloadMACOffset:], mac)
 	if !v6 {
 		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
 	}

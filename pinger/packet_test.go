@@ -82,8 +82,8 @@ func TestParseICMP(t *testing.T) {
 			if len(p.payload) != tt.payloadLen {
 				t.Errorf("payload %d bytes, want %d", len(p.payload), tt.payloadLen)
 			}
-			if got := binary.BigEndian.Uint64(p.payload); got != 0xc00c1e {
-				t.Errorf("cookie = %#x", got)
+			if got := binary.BigEndian.Uint64(p.payload[payloadSerialOffset:]); got != 0xc00c1e {
+				t.Errorf("serial = %#x", got)
 			}
 			if tt.dst.IsValid() && p.quotedDst != tt.dst.As16() {
 				t.Errorf("quoted destination = %v, want %v", netip.AddrFrom16(p.quotedDst), tt.dst)

@@ -3,9 +3,14 @@
 //
 // A caller describes a round (N pings to one target, a gap between them, a timeout per
 // ping) and submits it; the engine schedules every send and deadline on a timer wheel,
-// matches replies by (identifier, sequence) to an in-flight slot, checks the payload
-// cookie and the reply's source address, and calls the round's Done function when each
+// matches replies by (identifier, sequence) to an in-flight slot, checks the MAC in the
+// payload and the reply's source address, and calls the round's Done function when each
 // ping has been answered or lost. Round-trip times come from kernel receive timestamps.
+//
+// Each probe carries its serial number and a MAC of it under a key that is drawn at
+// random for each engine, so that whoever sees probes, as the owner of a target sees
+// those to it, cannot make up a reply or an ICMP error for another target's probe. An
+// ICMP error ends a ping only if it quotes enough of the probe to show its MAC.
 //
 // Raw sockets (CAP_NET_RAW) are used when permitted, with a BPF filter so the process
 // only wakes for its own replies; otherwise the engine falls back to unprivileged ICMP
@@ -27,7 +32,7 @@ const Lost time.Duration = -1
 // Limits and defaults of a round.
 const (
 	DefaultSize = 56    // ICMP payload bytes, as ping and fping send
-	MinSize     = 16    // the payload carries an 8-byte engine cookie and an 8-byte probe serial
+	MinSize     = 16    // the payload carries an 8-byte probe serial and its 8-byte MAC
 	MaxSize     = 65507 // the largest payload that fits an IPv4 datagram
 	MaxCount    = 65535
 )
@@ -105,15 +110,16 @@ func (r *Round) Received() int {
 
 // Stats are the engine's counters since it was created.
 type Stats struct {
-	Sent        uint64 // echo requests handed to the kernel
-	SendErrors  uint64 // pings that could not be sent (counted as lost)
-	Received    uint64 // valid replies attributed to a ping in time
-	TimedOut    uint64 // pings that reached their timeout without a reply
-	Late        uint64 // valid replies that arrived after their ping had timed out
-	Duplicate   uint64 // further replies to an already answered ping
-	Foreign     uint64 // replies not ours: wrong cookie, payload, source or identifier
-	ICMPErrors  uint64 // ICMP errors (unreachable, time exceeded) that ended a ping
-	KernelDrops uint64 // packets the kernel dropped because a receive buffer was full (of any kind: the BPF filter runs after that check)
+	Sent             uint64 // echo requests handed to the kernel
+	SendErrors       uint64 // pings that could not be sent (counted as lost)
+	Received         uint64 // valid replies attributed to a ping in time
+	TimedOut         uint64 // pings that reached their timeout without a reply
+	Late             uint64 // genuine replies (their MAC checks) that arrived after their ping had timed out
+	Duplicate        uint64 // further replies to an already answered ping
+	Foreign          uint64 // replies not ours: wrong identifier, MAC, payload or source
+	ICMPErrors       uint64 // ICMP errors (unreachable, time exceeded) that ended a ping
+	UnverifiedErrors uint64 // ICMP errors naming a ping in flight that do not quote its MAC, serial and target (RFC 792 routers quote only 8 bytes): ignored
+	KernelDrops      uint64 // packets the kernel dropped because a receive buffer was full (of any kind: the BPF filter runs after that check)
 }
 
 // ErrClosed is returned by Submit once the engine has stopped, and is wrapped in the Err

@@ -44,7 +44,7 @@ type socket struct {
 	id       uint16  // datagram sockets: the identifier the kernel assigned
 	blocks   []int32 // indices into Engine.blocks, in identifier order; guarded by Engine.mu
 
-	sendBuf []byte                // filler written once; header, cookie and serial per send
+	sendBuf []byte                // filler written once; header, serial and MAC per send
 	sendTo  unix.RawSockaddrInet6 // large enough for either family
 
 	hdrs  []unix.Mmsghdr

@@ -6,7 +6,9 @@
 // address and runs a Responder that answers each request as a Script says (drop, delay,
 // duplicate, corrupt, answer from a foreign address, or report the target unreachable). The
 // kernel's own echo replies are switched off in the server, so every reply that arrives was
-// scripted and a test can compare what it measured with what it asked for exactly.
+// scripted and a test can compare what it measured with what it asked for exactly. A
+// Forger sees each request and adds packets of its own, as a neighbour who sees the
+// requests to its own target could forge answers for others.
 //
 // NewNamespace builds a single namespace with only lo, for tests that need a per-namespace
 // setting such as net.ipv4.ping_group_range but no other host: they change it there instead

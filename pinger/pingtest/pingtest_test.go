@@ -318,6 +318,60 @@ func TestScriptCountsPerDestination(t *testing.T) {
 	}
 }
 
+// TestForge checks that the responder sends what its Forger makes of each request, also
+// of one the script drops: an echo reply and an error quoting a request it made up.
+func TestForge(t *testing.T) {
+	l := NewLink(t)
+	resp := StartResponder(t, l.Server, func(netip.Addr, int) Action { return Action{Drop: true} })
+	const delay = 5 * time.Millisecond
+	forged, quoted := []byte("forged"), []byte("payl")
+	resp.Forge(func(req Request) []Forgery {
+		fam := v4
+		if req.Dst.Is6() {
+			fam = v6
+		}
+		return []Forgery{
+			{Delay: delay, From: fam.target(1), ID: req.ID, Seq: req.Seq + 1, Payload: forged},
+			{From: fam.target(2), ID: req.ID, Seq: req.Seq + 2, Payload: req.Payload[:len(quoted)],
+				Unreachable: true, Quoted: fam.target(3)},
+		}
+	})
+	for _, fam := range []family{v4, v6} {
+		t.Run(fam.name, func(t *testing.T) {
+			c := openClient(t, l.Client, fam)
+			const id, seq = 7, 100
+			sent := c.ping(t, fam.target(0), id, seq, []byte("payload of the request"))
+			got := c.collect(t, id, map[uint16]time.Time{seq + 1: sent, seq + 2: sent}, sent.Add(200*time.Millisecond))
+			if len(got) != 2 {
+				t.Fatalf("%d arrivals, want the forged reply and error: %+v", len(got), got)
+			}
+			for _, a := range got {
+				if !fam.v6 && checksum(a.icmp) != 0 {
+					t.Errorf("seq %d: ICMP checksum wrong in % x", a.seq, a.icmp)
+				}
+				switch a.seq {
+				case seq + 1:
+					if a.typ != fam.echoReply || a.src != fam.target(1) || !bytes.Equal(a.icmp[icmpHeaderLen:], forged) || a.rtt < delay {
+						t.Errorf("forged reply: type %d from %v, payload %q, after %v; want %d from %v, %q, after %v",
+							a.typ, a.src, a.icmp[icmpHeaderLen:], a.rtt, fam.echoReply, fam.target(1), forged, delay)
+					}
+				case seq + 2:
+					ipLen := fam.quoteIP
+					if !fam.v6 {
+						ipLen = ipv4HeaderLen
+					}
+					echo := a.icmp[icmpHeaderLen+ipLen:]
+					if a.typ != fam.unreachType || a.src != fam.target(2) || a.quotedDst != fam.target(3) ||
+						echo[0] != fam.echoRequest || !bytes.Equal(echo[icmpHeaderLen:], quoted) {
+						t.Errorf("forged error: type %d from %v quoting a request to %v: % x; want %d from %v quoting a request to %v with payload %q",
+							a.typ, a.src, a.quotedDst, echo, fam.unreachType, fam.target(2), fam.target(3), quoted)
+					}
+				}
+			}
+		})
+	}
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1

@@ -46,13 +46,42 @@ type Action struct {
 // without a lock of its own.
 type Script func(dst netip.Addr, n int) Action
 
+// Request is an echo request as the responder received it.
+type Request struct {
+	Src, Dst netip.Addr // the sender (the code under test) and the target
+	ID, Seq  uint16
+	Payload  []byte // a copy, which the Forger may keep
+}
+
+// Forgery is a packet that the responder sends to a request's sender besides the
+// scripted answer, as any host that sees the requests could: an echo reply, or a
+// destination unreachable (as Action.Unreachable sends) that quotes an echo request.
+// With it a test plays a neighbour who forges answers for targets that are not its own.
+type Forgery struct {
+	Delay time.Duration // after the request arrived
+	From  netip.Addr    // source address; a target address of the request's family
+	// ID, Seq and Payload are those of the echo reply, or of the echo request that the
+	// error quotes, in which case Payload is as much of its payload as the error quotes.
+	ID, Seq uint16
+	Payload []byte
+	// Unreachable sends a destination unreachable instead of an echo reply; the request
+	// it quotes was sent from the request's sender to Quoted.
+	Unreachable bool
+	Quoted      netip.Addr
+}
+
+// Forger returns the packets to forge after one echo request; calls are serialised with
+// those of the Script.
+type Forger func(req Request) []Forgery
+
 // Responder answers the echo requests that arrive in a namespace as its Script says. Its
 // methods may be called from any goroutine, also from the Script.
 type Responder struct {
 	t testing.TB
 
-	scriptMu sync.Mutex // serialises the calls of script
+	scriptMu sync.Mutex // serialises the calls of script and forger, and guards forger
 	script   Script
+	forger   Forger
 
 	mu   sync.Mutex
 	seen map[netip.Addr]int // echo requests per destination address
@@ -136,13 +165,13 @@ func StartResponder(t testing.TB, ns *Namespace, script Script) *Responder {
 	receivers.Add(2)
 	go func() {
 		defer receivers.Done()
-		r.receive(ctx, recv4, sched, func(b, oob []byte, _ unix.Sockaddr) (*reply, error) {
+		r.receive(ctx, recv4, sched, func(b, oob []byte, _ unix.Sockaddr) ([]*reply, error) {
 			return r.answer4(send4, b, oob)
 		})
 	}()
 	go func() {
 		defer receivers.Done()
-		r.receive(ctx, sock6, sched, func(b, oob []byte, from unix.Sockaddr) (*reply, error) {
+		r.receive(ctx, sock6, sched, func(b, oob []byte, from unix.Sockaddr) ([]*reply, error) {
 			return r.answer6(sock6, b, oob, from)
 		})
 	}()
@@ -166,15 +195,39 @@ func (r *Responder) Requests(dst netip.Addr) int {
 	return r.seen[dst]
 }
 
-// action counts a request for dst and asks the script what to do with it.
-func (r *Responder) action(dst netip.Addr) Action {
+// Forge makes the responder call f for every echo request that arrives from now on,
+// also for those the script drops, and send the packets it returns.
+func (r *Responder) Forge(f Forger) {
+	r.scriptMu.Lock()
+	defer r.scriptMu.Unlock()
+	r.forger = f
+}
+
+// decide counts a request and asks the script what to do with it and the forger, if
+// there is one, what to forge.
+func (r *Responder) decide(req Request) (Action, []Forgery) {
 	r.mu.Lock()
-	n := r.seen[dst]
-	r.seen[dst] = n + 1
+	n := r.seen[req.Dst]
+	r.seen[req.Dst] = n + 1
 	r.mu.Unlock()
 	r.scriptMu.Lock()
 	defer r.scriptMu.Unlock()
-	return r.script(dst, n)
+	act := r.script(req.Dst, n)
+	if r.forger == nil {
+		return act, nil
+	}
+	return act, r.forger(req)
+}
+
+// request describes the echo request icmp (an ICMP message) from src to dst.
+func request(src, dst netip.Addr, icmp []byte) Request {
+	return Request{
+		Src:     src,
+		Dst:     dst,
+		ID:      binary.BigEndian.Uint16(icmp[4:6]),
+		Seq:     binary.BigEndian.Uint16(icmp[6:8]),
+		Payload: append([]byte(nil), icmp[icmpHeaderLen:]...),
+	}
 }
 
 // openRecv4 opens the socket that receives IPv4 echo requests, IP header included.
@@ -264,9 +317,9 @@ func pollFile(fd int, name string) (*os.File, error) {
 }
 
 // receive reads packets from conn until it is closed and schedules the answers that answer
-// builds; a nil reply means nothing is sent.
+// builds.
 func (r *Responder) receive(ctx context.Context, conn syscall.RawConn, sched *scheduler,
-	answer func(b, oob []byte, from unix.Sockaddr) (*reply, error)) {
+	answer func(b, oob []byte, from unix.Sockaddr) ([]*reply, error)) {
 	buf := make([]byte, recvBufferSize)
 	oob := make([]byte, oobBufferSize)
 	for {
@@ -286,22 +339,22 @@ func (r *Responder) receive(ctx context.Context, conn syscall.RawConn, sched *sc
 			}
 			return
 		}
-		rep, err := answer(buf[:n], oob[:oobn], from)
+		reps, err := answer(buf[:n], oob[:oobn], from)
 		if err != nil {
 			r.t.Errorf("responder: %v", err)
 			continue
 		}
-		if rep == nil {
-			continue
-		}
-		if err := sched.add(rep); err != nil && ctx.Err() == nil {
-			r.t.Errorf("responder: %v", err)
+		for _, rep := range reps {
+			if err := sched.add(rep); err != nil && ctx.Err() == nil {
+				r.t.Errorf("responder: %v", err)
+			}
 		}
 	}
 }
 
-// answer4 parses an IPv4 datagram and builds the scripted answer if it is an echo request.
-func (r *Responder) answer4(conn syscall.RawConn, b, oob []byte) (*reply, error) {
+// answer4 parses an IPv4 datagram and, if it is an echo request, builds the scripted
+// answer and the forgeries.
+func (r *Responder) answer4(conn syscall.RawConn, b, oob []byte) ([]*reply, error) {
 	if len(b) < ipv4HeaderLen || b[0]>>4 != 4 {
 		return nil, nil
 	}
@@ -316,43 +369,72 @@ func (r *Responder) answer4(conn syscall.RawConn, b, oob []byte) (*reply, error)
 	}
 	src := netip.AddrFrom4([4]byte(b[12:16]))
 	dst := netip.AddrFrom4([4]byte(b[16:20]))
-	act := r.action(dst)
-	if act.Drop {
-		return nil, nil
-	}
-	from := dst
-	if act.From.IsValid() {
-		if !act.From.Is4() {
-			return nil, fmt.Errorf("script: From %v answers an IPv4 request for %v", act.From, dst)
+	arrived := receiveTime(oob)
+	act, forged := r.decide(request(src, dst, icmp))
+	var reps []*reply
+	if !act.Drop {
+		from := dst
+		if act.From.IsValid() {
+			if !act.From.Is4() {
+				return nil, fmt.Errorf("script: From %v answers an IPv4 request for %v", act.From, dst)
+			}
+			from = act.From
 		}
-		from = act.From
+		var msg []byte
+		if act.Unreachable {
+			msg = unreachable4(b) // the whole datagram
+		} else {
+			msg = echoReply(icmp4EchoReply, icmp, act.Corrupt)
+		}
+		// The kernel's echo replies keep the request's TOS too.
+		reps = append(reps, r.schedule(act.Delay, act.Copies, arrived, conn, packet4(b[1], from, src, msg), nil, src))
 	}
-	var msg []byte
-	if act.Unreachable {
-		msg = make([]byte, icmpHeaderLen, maxError4-ipv4HeaderLen)
-		msg[0], msg[1] = icmp4Unreachable, icmp4HostUnreach
-		msg = append(msg, b[:min(len(b), cap(msg)-len(msg))]...) // the whole datagram
-	} else {
-		msg = echoReply(icmp4EchoReply, icmp, act.Corrupt)
+	for _, f := range forged {
+		if !f.From.Is4() || (f.Unreachable && !f.Quoted.Is4()) {
+			return nil, fmt.Errorf("forger: forgery from %v quoting %v after an IPv4 request", f.From, f.Quoted)
+		}
+		var msg []byte
+		if f.Unreachable {
+			quoted := packet4(0, src, f.Quoted, echoMessage(icmp4EchoRequest, f.ID, f.Seq, f.Payload))
+			binary.BigEndian.PutUint16(quoted[2:4], uint16(len(quoted)))
+			binary.BigEndian.PutUint16(quoted[10:12], checksum(quoted[:ipv4HeaderLen]))
+			msg = unreachable4(quoted)
+		} else {
+			msg = echoMessage(icmp4EchoReply, f.ID, f.Seq, f.Payload)
+		}
+		reps = append(reps, r.schedule(f.Delay, 1, arrived, conn, packet4(0, f.From, src, msg), nil, src))
 	}
-	binary.BigEndian.PutUint16(msg[2:4], checksum(msg))
-
-	pkt := make([]byte, ipv4HeaderLen, ipv4HeaderLen+len(msg))
-	// With IP_HDRINCL the kernel fills in total length, checksum and identification.
-	pkt[0] = 4<<4 | ipv4HeaderLen/4
-	pkt[1] = b[1] // the kernel's echo replies keep the request's TOS too
-	pkt[8] = replyHopLimit
-	pkt[9] = protocolICMP4
-	copy(pkt[12:16], from.AsSlice())
-	copy(pkt[16:20], src.AsSlice())
-	pkt = append(pkt, msg...)
-	return r.schedule(act, receiveTime(oob), conn, pkt, nil, src), nil
+	return reps, nil
 }
 
-// answer6 parses an ICMPv6 message and builds the scripted answer if it is an echo request.
-// Raw IPv6 sockets deliver no IP header: the destination and hop limit come from control
-// messages, and the header an error quotes is rebuilt from them.
-func (r *Responder) answer6(conn syscall.RawConn, b, oob []byte, sender unix.Sockaddr) (*reply, error) {
+// unreachable4 returns a host unreachable that quotes as much of the IPv4 datagram b as
+// fits.
+func unreachable4(b []byte) []byte {
+	msg := make([]byte, icmpHeaderLen, maxError4-ipv4HeaderLen)
+	msg[0], msg[1] = icmp4Unreachable, icmp4HostUnreach
+	return append(msg, b[:min(len(b), cap(msg)-len(msg))]...)
+}
+
+// packet4 sets the checksum of the ICMP message msg and returns it behind an IPv4 header
+// from src to dst, for a socket with IP_HDRINCL: the kernel fills in the total length,
+// the header checksum and the identification.
+func packet4(tos byte, src, dst netip.Addr, msg []byte) []byte {
+	binary.BigEndian.PutUint16(msg[2:4], checksum(msg))
+	pkt := make([]byte, ipv4HeaderLen, ipv4HeaderLen+len(msg))
+	pkt[0] = 4<<4 | ipv4HeaderLen/4
+	pkt[1] = tos
+	pkt[8] = replyHopLimit
+	pkt[9] = protocolICMP4
+	copy(pkt[12:16], src.AsSlice())
+	copy(pkt[16:20], dst.AsSlice())
+	return append(pkt, msg...)
+}
+
+// answer6 parses an ICMPv6 message and, if it is an echo request, builds the scripted
+// answer and the forgeries. Raw IPv6 sockets deliver no IP header: the destination and
+// hop limit come from control messages, and the header an error quotes is rebuilt from
+// them.
+func (r *Responder) answer6(conn syscall.RawConn, b, oob []byte, sender unix.Sockaddr) ([]*reply, error) {
 	sa, ok := sender.(*unix.SockaddrInet6)
 	if !ok || len(b) < icmpHeaderLen || b[0] != icmp6EchoRequest {
 		return nil, nil
@@ -362,35 +444,58 @@ func (r *Responder) answer6(conn syscall.RawConn, b, oob []byte, sender unix.Soc
 		return nil, err
 	}
 	src, dst := netip.AddrFrom16(sa.Addr), cm.dst
-	act := r.action(dst)
-	if act.Drop {
-		return nil, nil
-	}
-	from := dst
-	if act.From.IsValid() {
-		if !act.From.Is6() || act.From.Is4In6() {
-			return nil, fmt.Errorf("script: From %v answers an IPv6 request for %v", act.From, dst)
+	act, forged := r.decide(request(src, dst, b))
+	var reps []*reply
+	if !act.Drop {
+		from := dst
+		if act.From.IsValid() {
+			if !act.From.Is6() || act.From.Is4In6() {
+				return nil, fmt.Errorf("script: From %v answers an IPv6 request for %v", act.From, dst)
+			}
+			from = act.From
 		}
-		from = act.From
+		var msg []byte
+		if act.Unreachable {
+			msg = unreachable6(src, dst, cm.hopLimit, b)
+		} else {
+			msg = echoReply(icmp6EchoReply, b, act.Corrupt)
+		}
+		reps = append(reps, r.schedule(act.Delay, act.Copies, cm.arrived, conn, msg, sourceInfo(from), src))
 	}
-	var msg []byte
-	if act.Unreachable {
-		msg = make([]byte, icmpHeaderLen+ipv6HeaderLen, maxError6-ipv6HeaderLen)
-		msg[0], msg[1] = icmp6Unreachable, icmp6AddrUnreach
-		h := msg[icmpHeaderLen:]
-		h[0] = 6 << 4 // traffic class and flow label are not known and quoted as zero
-		binary.BigEndian.PutUint16(h[4:6], uint16(len(b)))
-		h[6] = protocolICMP6
-		h[7] = cm.hopLimit
-		copy(h[8:24], src.AsSlice())
-		copy(h[24:40], dst.AsSlice())
-		msg = append(msg, b[:min(len(b), cap(msg)-len(msg))]...)
-	} else {
-		msg = echoReply(icmp6EchoReply, b, act.Corrupt)
+	for _, f := range forged {
+		if !f.From.Is6() || f.From.Is4In6() || (f.Unreachable && (!f.Quoted.Is6() || f.Quoted.Is4In6())) {
+			return nil, fmt.Errorf("forger: forgery from %v quoting %v after an IPv6 request", f.From, f.Quoted)
+		}
+		var msg []byte
+		if f.Unreachable {
+			msg = unreachable6(src, f.Quoted, replyHopLimit, echoMessage(icmp6EchoRequest, f.ID, f.Seq, f.Payload))
+		} else {
+			msg = echoMessage(icmp6EchoReply, f.ID, f.Seq, f.Payload)
+		}
+		reps = append(reps, r.schedule(f.Delay, 1, cm.arrived, conn, msg, sourceInfo(f.From), src))
 	}
-	// The kernel computes the checksum of everything sent on a raw ICMPv6 socket.
-	oobOut := (&ipv6.ControlMessage{Src: from.AsSlice()}).Marshal()
-	return r.schedule(act, cm.arrived, conn, msg, oobOut, src), nil
+	return reps, nil
+}
+
+// unreachable6 returns an address unreachable that quotes as much as fits of the ICMPv6
+// message req sent from src to dst with the given hop limit.
+func unreachable6(src, dst netip.Addr, hopLimit byte, req []byte) []byte {
+	msg := make([]byte, icmpHeaderLen+ipv6HeaderLen, maxError6-ipv6HeaderLen)
+	msg[0], msg[1] = icmp6Unreachable, icmp6AddrUnreach
+	h := msg[icmpHeaderLen:]
+	h[0] = 6 << 4 // traffic class and flow label are not known and quoted as zero
+	binary.BigEndian.PutUint16(h[4:6], uint16(len(req)))
+	h[6] = protocolICMP6
+	h[7] = hopLimit
+	copy(h[8:24], src.AsSlice())
+	copy(h[24:40], dst.AsSlice())
+	return append(msg, req[:min(len(req), cap(msg)-len(msg))]...)
+}
+
+// sourceInfo is the control message that sends an IPv6 packet from src. The kernel
+// computes the checksum of everything sent on a raw ICMPv6 socket.
+func sourceInfo(src netip.Addr) []byte {
+	return (&ipv6.ControlMessage{Src: src.AsSlice()}).Marshal()
 }
 
 // echoReply returns a copy of the echo request req turned into an echo reply of type typ,
@@ -407,8 +512,19 @@ func echoReply(typ byte, req []byte, corrupt bool) []byte {
 	return msg
 }
 
-// schedule turns an answer to dst into a reply due act.Delay after the request arrived.
-func (r *Responder) schedule(act Action, arrived time.Time, conn syscall.RawConn, pkt, oob []byte, dst netip.Addr) *reply {
+// echoMessage returns an echo request or reply of type typ; the checksum is left for the
+// caller.
+func echoMessage(typ byte, id, seq uint16, payload []byte) []byte {
+	msg := make([]byte, icmpHeaderLen, icmpHeaderLen+len(payload))
+	msg[0] = typ
+	binary.BigEndian.PutUint16(msg[4:6], id)
+	binary.BigEndian.PutUint16(msg[6:8], seq)
+	return append(msg, payload...)
+}
+
+// schedule turns an answer to dst into a reply of count copies (at least one), due delay
+// after the request arrived.
+func (r *Responder) schedule(delay time.Duration, copies int, arrived time.Time, conn syscall.RawConn, pkt, oob []byte, dst netip.Addr) *reply {
 	var to unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
 	if dst.Is4() {
 		to = &unix.SockaddrInet4{Addr: dst.As4()}
@@ -418,13 +534,13 @@ func (r *Responder) schedule(act Action, arrived time.Time, conn syscall.RawConn
 	// The kernel's clock is the wall clock, so compare without the monotonic reading.
 	age := max(now.Round(0).Sub(arrived), 0)
 	return &reply{
-		due:   now.Add(act.Delay - age),
+		due:   now.Add(delay - age),
 		conn:  conn,
 		pkt:   pkt,
 		oob:   oob,
 		dst:   dst,
 		to:    to,
-		count: max(act.Copies, 1),
+		count: max(copies, 1),
 	}
 }
 
