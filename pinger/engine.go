@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,10 +61,12 @@ type block struct {
 // gains a block (a new identifier, or a new datagram socket), so the 16-bit sequence
 // space never limits the probe rate.
 type group struct {
-	key    socketKey
-	socks  []*socket
-	blocks []int32 // indices into Engine.blocks
-	cursor int
+	key      socketKey
+	socks    []*socket
+	blocks   []int32 // indices into Engine.blocks
+	cursor   int
+	rounds   int  // rounds submitted on the group and not yet complete
+	released bool // Release was called for its key: it goes when rounds drops to 0
 }
 
 // roundState is the engine's bookkeeping for one submitted round.
@@ -89,7 +92,7 @@ type Engine struct {
 	log    *slog.Logger
 	epoch  time.Time
 	key    macKey // authenticates the probes (mac.go)
-	idBase uint16 // raw socket k uses identifiers from idBase + k*idsPerRawSocket
+	idBase uint16 // a raw socket uses the identifiers from idBase + r*idsPerRawSocket for its range r
 	wake   chan struct{}
 	// openIn, if set, runs the function that opens each socket. Tests set it to a network
 	// namespace's Do, so that every socket is opened inside that namespace: also those a
@@ -102,10 +105,12 @@ type Engine struct {
 	rawDenied  error // why raw sockets cannot be opened, once known
 	loggedMode [2]bool
 	groups     map[socketKey]*group
-	socks      []*socket
-	receiving  int // socks[:receiving] have a receive goroutine
-	rawSockets int
-	blocks     []*block
+	socks      []*socket                          // the open sockets
+	retired    []*socket                          // sockets of released groups, which Run closes
+	rawRanges  [blockSlots / idsPerRawSocket]bool // the identifier ranges of open raw sockets
+	nextRange  int                                // where the search for a free range starts
+	blocks     []*block                           // nil where a released group's block was
+	freeBlocks []int32                            // indices of the nil entries of blocks
 	rounds     []roundState
 	free       []int32
 	wheel      *wheel
@@ -113,6 +118,11 @@ type Engine struct {
 	serial     uint64
 	stats      Stats
 	drops      uint64 // kernel drops of the closed sockets
+
+	// clock is the socket whose receive goroutine also runs the timer wheel, or nil while
+	// no socket is open. It changes, under mu, only when a released group takes it away;
+	// the receive goroutines read it without the lock.
+	clock atomic.Pointer[socket]
 }
 
 // New returns an engine. Sockets are opened when the first round that needs them is
@@ -147,13 +157,17 @@ func (e *Engine) Open(v6 bool, source netip.Addr, iface string) error {
 	if e.closed {
 		return ErrClosed
 	}
-	_, err := e.groupFor(socketKey{v6: v6, source: source.Unmap(), iface: iface})
-	return err
+	g, err := e.groupFor(socketKey{v6: v6, source: source.Unmap(), iface: iface})
+	if err != nil {
+		return err
+	}
+	g.released = false
+	return nil
 }
 
 // Submit validates a round and schedules its pings. Done(r) is called once the round is
 // complete. The sockets the round needs are opened here, so an error names what is
-// missing (privilege, source address, interface).
+// missing (privilege, source address, interface, or file descriptors: see Release).
 func (e *Engine) Submit(r *Round) error {
 	if err := r.check(); err != nil {
 		return err
@@ -198,6 +212,9 @@ func (e *Engine) Submit(r *Round) error {
 		e.mu.Unlock()
 		return err
 	}
+	// A round for a released key that is still open keeps it.
+	g.released = false
+	g.rounds++
 	idx := e.allocRound()
 	rs := &e.rounds[idx]
 	*rs = roundState{
@@ -243,11 +260,11 @@ func (r *Round) check() error {
 	return nil
 }
 
-// Run drives the engine until ctx is done: it runs one receive goroutine per socket, the
-// first of which also sends pings and expires deadlines on time. When ctx is done it
-// closes the sockets and completes every pending round, its unanswered and unsent pings
-// Lost and its Err an error for which errors.Is(err, ErrClosed) holds; a send error the
-// round had before is wrapped in it too.
+// Run drives the engine until ctx is done: it runs one receive goroutine per socket, one
+// of which also sends pings and expires deadlines on time, and closes the sockets that
+// Release gives back. When ctx is done it closes the sockets and completes every pending
+// round, its unanswered and unsent pings Lost and its Err an error for which
+// errors.Is(err, ErrClosed) holds; a send error the round had before is wrapped in it too.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
@@ -260,15 +277,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for {
 		e.mu.Lock()
-		for ; e.receiving < len(e.socks); e.receiving++ {
-			s, clock := e.socks[e.receiving], e.receiving == 0
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.receive(s, clock)
-			}()
+		for _, s := range e.socks {
+			if !s.started {
+				s.started = true
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.receive(s)
+				}()
+			}
 		}
+		retired := e.retired
+		e.retired = nil
 		e.mu.Unlock()
+		e.closeSockets(retired)
 		select {
 		case <-ctx.Done():
 			e.shutdown(&wg)
@@ -285,7 +307,6 @@ func (e *Engine) Stats() Stats {
 	st := e.stats
 	st.KernelDrops = e.drops
 	if !e.closed {
-		st.KernelDrops = 0
 		for _, s := range e.socks {
 			if n, err := s.drops(); err == nil {
 				st.KernelDrops += uint64(n)
@@ -303,10 +324,11 @@ func (e *Engine) arm(at int64) {
 }
 
 func (e *Engine) setDeadline(t time.Time) {
-	if len(e.socks) == 0 {
+	c := e.clock.Load()
+	if c == nil {
 		return
 	}
-	if err := e.socks[0].file.SetReadDeadline(t); err != nil && !e.closed {
+	if err := c.file.SetReadDeadline(t); err != nil && !e.closed {
 		e.log.Warn("setting the ICMP socket's read deadline", "error", err)
 	}
 }
@@ -331,8 +353,12 @@ func ticksCeil(ns int64) int64 {
 	return (ns + int64(tick) - 1) / int64(tick)
 }
 
-// fire runs every wheel event that is due and returns the rounds it completed.
+// fire runs every wheel event that is due and returns the rounds it completed. Once the
+// engine is stopping it does nothing: the sockets are being closed.
 func (e *Engine) fire(done []*Round) []*Round {
+	if e.closed {
+		return done
+	}
 	now := int64(time.Since(e.epoch)) / int64(tick)
 	for _, ev := range e.wheel.advance(now) {
 		switch ev.kind {
@@ -388,7 +414,11 @@ func (e *Engine) sendFailed(idx, ping int32, err error, done []*Round) []*Round 
 
 // expire ends the probe in slot si as lost, unless it was answered meanwhile.
 func (e *Engine) expire(si int32, serial uint64, done []*Round) []*Round {
-	s := &e.blocks[si>>16].slots[si&0xffff]
+	b := e.blocks[si>>16]
+	if b == nil {
+		return done // its group was released, after the probe's round had ended
+	}
+	s := &b.slots[si&0xffff]
 	if s.state != slotInFlight || s.serial != serial {
 		return done
 	}
@@ -407,9 +437,14 @@ func (e *Engine) settle(idx, ping int32, rtt time.Duration, done []*Round) []*Ro
 		return done
 	}
 	done = append(done, rs.r)
+	g := rs.g
 	rs.r, rs.g = nil, nil
 	rs.gen++
 	e.free = append(e.free, idx)
+	g.rounds--
+	if g.released && g.rounds == 0 {
+		e.retire(g)
+	}
 	return done
 }
 
@@ -472,28 +507,44 @@ func (e *Engine) addBlock(g *group) error {
 	if !s.datagram {
 		id = s.idBase + uint16(len(s.blocks))
 	}
-	bi := int32(len(e.blocks))
-	e.blocks = append(e.blocks, &block{sock: s, id: id, slots: make([]slot, blockSlots)})
+	b := &block{sock: s, id: id, slots: make([]slot, blockSlots)}
+	var bi int32
+	if n := len(e.freeBlocks); n > 0 {
+		bi = e.freeBlocks[n-1]
+		e.freeBlocks = e.freeBlocks[:n-1]
+		e.blocks[bi] = b
+	} else {
+		bi = int32(len(e.blocks))
+		e.blocks = append(e.blocks, b)
+	}
 	s.blocks = append(s.blocks, bi)
 	g.blocks = append(g.blocks, bi)
 	return nil
 }
 
 // open opens a socket for key: raw unless the options or an earlier refusal say
-// otherwise, falling back to a datagram socket in ModeAuto.
+// otherwise, falling back to a datagram socket in ModeAuto. It refuses when the socket
+// would eat into the file descriptors kept for the daemon's other files.
 func (e *Engine) open(key socketKey) (*socket, error) {
+	if err := checkDescriptors(key); err != nil {
+		return nil, err
+	}
 	fam := "ipv4"
 	if key.v6 {
 		fam = "ipv6"
 	}
 	if e.opts.Mode != ModeDatagram && e.rawDenied == nil {
-		base := e.idBase + uint16(e.rawSockets%(blockSlots/idsPerRawSocket))*idsPerRawSocket
-		s, err := e.newSocket(key, false, base)
+		r, err := e.takeRange()
+		if err != nil {
+			return nil, err
+		}
+		s, err := e.newSocket(key, false, e.idBase+uint16(r)*idsPerRawSocket)
 		if err == nil {
-			e.rawSockets++
+			s.idRange = r
 			e.added(s, fam, "raw")
 			return s, nil
 		}
+		e.rawRanges[r] = false
 		if e.opts.Mode == ModeRaw || !permissionDenied(err) {
 			return nil, fmt.Errorf("pinger: opening raw %s ICMP socket: %w", fam, err)
 		}
@@ -528,6 +579,10 @@ func (e *Engine) newSocket(key socketKey, datagram bool, idBase uint16) (*socket
 
 func (e *Engine) added(s *socket, fam, mode string) {
 	e.socks = append(e.socks, s)
+	if e.clock.Load() == nil {
+		e.clock.Store(s)
+		e.arm(0) // the first tick is long past: fire at once, which arms the next
+	}
 	fi := 0
 	if s.v6 {
 		fi = 1
@@ -547,12 +602,13 @@ func (e *Engine) added(s *socket, fam, mode string) {
 
 // receive reads one socket until it is closed. The clock socket's goroutine also runs
 // the timer wheel: its read deadline is the next tick, so one wake-up both sends what is
-// due and collects replies, with no hand-off between goroutines.
-func (e *Engine) receive(s *socket, clock bool) {
+// due and collects replies, with no hand-off between goroutines. When the clock socket
+// is released another socket takes over, woken by its read deadline.
+func (e *Engine) receive(s *socket) {
 	var done []*Round
 	warned := false
 	for {
-		if clock {
+		if e.clock.Load() == s {
 			e.mu.Lock()
 			done = e.fire(done)
 			next, pending := e.wheel.nextTick()
@@ -642,6 +698,9 @@ func (e *Engine) handle(s *socket, i int, read time.Time, done []*Round) []*Roun
 
 // blockFor finds the block of identifier id on socket s.
 func (e *Engine) blockFor(s *socket, id uint16) *block {
+	if len(s.blocks) == 0 {
+		return nil // released
+	}
 	if s.datagram {
 		// The kernel delivers a datagram socket only the replies with its identifier.
 		return e.blocks[s.blocks[0]]
@@ -769,12 +828,10 @@ func (e *Engine) shutdown(wg *sync.WaitGroup) {
 		}
 	}
 	e.closed = true
-	for _, s := range e.socks {
-		if err := s.close(); err != nil {
-			e.log.Warn("closing ICMP socket", "error", err)
-		}
-	}
+	socks := append(e.retired, e.socks...)
+	e.socks, e.retired = nil, nil
 	e.mu.Unlock()
+	e.closeSockets(socks)
 	wg.Wait()
 
 	e.mu.Lock()

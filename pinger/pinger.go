@@ -12,6 +12,11 @@
 // those to it, cannot make up a reply or an ICMP error for another target's probe. An
 // ICMP error ends a ping only if it quotes enough of the probe to show its MAC.
 //
+// Each address family, source address and interface has sockets of its own, opened by
+// the first round that needs them (or by Open) and closed once Release says that no order
+// needs them any more. No socket is opened that would leave the process less than a
+// quarter of its file descriptors (RLIMIT_NOFILE), and at least 64, for its other files.
+//
 // Raw sockets (CAP_NET_RAW) are used when permitted, with a BPF filter so the process
 // only wakes for its own replies; otherwise the engine falls back to unprivileged ICMP
 // datagram sockets (net.ipv4.ping_group_range). Nothing is allocated per packet.

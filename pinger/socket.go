@@ -36,6 +36,7 @@ const (
 type socket struct {
 	key      socketKey
 	idBase   uint16 // raw sockets: the first identifier of the socket's range
+	idRange  int    // raw sockets: the index of that range in Engine.rawRanges
 	fd       int
 	file     *os.File
 	rc       syscall.RawConn
@@ -43,6 +44,7 @@ type socket struct {
 	v6       bool
 	id       uint16  // datagram sockets: the identifier the kernel assigned
 	blocks   []int32 // indices into Engine.blocks, in identifier order; guarded by Engine.mu
+	started  bool    // a receive goroutine reads it; guarded by Engine.mu
 
 	sendBuf []byte                // filler written once; header, serial and MAC per send
 	sendTo  unix.RawSockaddrInet6 // large enough for either family
@@ -445,7 +447,8 @@ func (s *socket) drops() (uint32, error) {
 	return info[memInfoDrops], nil
 }
 
-// close wakes the receive goroutine and releases the descriptor.
+// close wakes the receive goroutine and releases the descriptor. It waits for the calls
+// under way on the descriptor, so it must not be called with Engine.mu held.
 func (s *socket) close() error {
 	s.closed.Store(true)
 	return s.file.Close()
