@@ -12,9 +12,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -94,6 +97,10 @@ type Engine struct {
 	key    macKey // authenticates the probes (mac.go)
 	idBase uint16 // a raw socket uses the identifiers from idBase + r*idsPerRawSocket for its range r
 	wake   chan struct{}
+	// stall, if set, is called by each receive goroutine whenever its read returns, before
+	// it does anything with what it read. Tests make it block to stand for a stop of the
+	// process (SIGSTOP, a paused VM, a long GC pause) at that moment.
+	stall func(s *socket)
 	// openIn, if set, runs the function that opens each socket. Tests set it to a network
 	// namespace's Do, so that every socket is opened inside that namespace: also those a
 	// group adds from the engine's own goroutines when it runs out of identifiers.
@@ -353,24 +360,83 @@ func ticksCeil(ns int64) int64 {
 	return (ns + int64(tick) - 1) / int64(tick)
 }
 
-// fire runs every wheel event that is due and returns the rounds it completed. Once the
-// engine is stopping it does nothing: the sockets are being closed.
-func (e *Engine) fire(done []*Round) []*Round {
+// clockWork is what the clock goroutine carries from one tick to the next, so that a
+// tick allocates nothing.
+type clockWork struct {
+	done     []*Round
+	expiring []event   // deadlines that have passed, of probes still in flight
+	draining []*socket // the sockets those probes were sent on
+}
+
+// tick runs the timer wheel on the clock goroutine and arms the clock socket's read
+// deadline for the next event. A probe whose deadline has passed is expired only after
+// its socket has been read to the end, and a reply is judged by its kernel receive
+// timestamp: so when the process was stopped for a while (SIGSTOP, a paused VM, a long
+// GC pause), the replies that arrived in time still count, however late they are read.
+func (e *Engine) tick(c *clockWork) {
+	e.mu.Lock()
+	e.fire(c)
+	if len(c.expiring) > 0 {
+		e.mu.Unlock()
+		for i, s := range c.draining {
+			c.done = e.drain(s, c.done)
+			c.draining[i] = nil
+		}
+		c.draining = c.draining[:0]
+		e.mu.Lock()
+		for _, ev := range c.expiring {
+			c.done = e.expire(ev.idx, ev.check, c.done)
+		}
+		c.expiring = c.expiring[:0]
+	}
+	next, pending := e.wheel.nextTick()
+	e.armed = noDeadline
+	if pending {
+		e.arm(next)
+	} else {
+		e.setDeadline(time.Time{})
+	}
+	e.mu.Unlock()
+	deliver(c.done)
+	c.done = c.done[:0]
+}
+
+// fire sends the pings that are due and collects in c the deadlines that have passed of
+// probes still in flight, with their sockets, for tick to expire. Once the engine is
+// stopping it does nothing: the sockets are being closed.
+func (e *Engine) fire(c *clockWork) {
 	if e.closed {
-		return done
+		return
 	}
 	now := int64(time.Since(e.epoch)) / int64(tick)
 	for _, ev := range e.wheel.advance(now) {
 		switch ev.kind {
 		case eventSend:
 			if rs := &e.rounds[ev.idx]; rs.r != nil && rs.gen == ev.check {
-				done = e.sendNext(ev.idx, done)
+				c.done = e.sendNext(ev.idx, c.done)
 			}
 		case eventDeadline:
-			done = e.expire(ev.idx, ev.check, done)
+			if s := e.inFlight(ev.idx, ev.check); s != nil {
+				c.expiring = append(c.expiring, ev)
+				if !slices.Contains(c.draining, s) {
+					c.draining = append(c.draining, s)
+				}
+			}
 		}
 	}
-	return done
+}
+
+// inFlight returns the socket of the probe in slot si with the given serial if it is
+// still in flight, and nil if it has been answered or lost, or its group released.
+func (e *Engine) inFlight(si int32, serial uint64) *socket {
+	b := e.blocks[si>>16]
+	if b == nil {
+		return nil
+	}
+	if s := &b.slots[si&0xffff]; s.state != slotInFlight || s.serial != serial {
+		return nil
+	}
+	return b.sock
 }
 
 // sendNext sends the next ping of round idx and schedules the one after it.
@@ -414,14 +480,10 @@ func (e *Engine) sendFailed(idx, ping int32, err error, done []*Round) []*Round 
 
 // expire ends the probe in slot si as lost, unless it was answered meanwhile.
 func (e *Engine) expire(si int32, serial uint64, done []*Round) []*Round {
-	b := e.blocks[si>>16]
-	if b == nil {
-		return done // its group was released, after the probe's round had ended
-	}
-	s := &b.slots[si&0xffff]
-	if s.state != slotInFlight || s.serial != serial {
+	if e.inFlight(si, serial) == nil {
 		return done
 	}
+	s := &e.blocks[si>>16].slots[si&0xffff]
 	s.state = slotExpired
 	e.stats.TimedOut++
 	return e.settle(s.round, s.ping, Lost, done)
@@ -605,60 +667,100 @@ func (e *Engine) added(s *socket, fam, mode string) {
 // due and collects replies, with no hand-off between goroutines. When the clock socket
 // is released another socket takes over, woken by its read deadline.
 func (e *Engine) receive(s *socket) {
+	var c clockWork
 	var done []*Round
 	warned := false
 	for {
 		if e.clock.Load() == s {
-			e.mu.Lock()
-			done = e.fire(done)
-			next, pending := e.wheel.nextTick()
-			e.armed = noDeadline
-			if pending {
-				e.arm(next)
-			} else {
-				e.setDeadline(time.Time{})
-			}
-			e.mu.Unlock()
-			deliver(done)
-			done = done[:0]
+			e.tick(&c)
 		}
-		n, err := s.readBatch()
+		err := s.readBatch()
+		if e.stall != nil {
+			e.stall(s)
+		}
 		if err != nil {
 			if s.closed.Load() {
 				return
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				e.receiveError(err, &warned)
 			}
+			continue
+		}
+		// s.readMu is held: a drain waits until the batch is handled.
+		if s.readErr != nil {
+			err := s.readErr
 			if s.datagram {
 				// A pending ICMP error is reported as the socket's error; the details
 				// wait in the error queue.
 				done = e.drainErrors(s, done)
-			} else {
-				if !warned {
-					warned = true
-					e.log.Warn("ICMP receive error", "error", err)
-				}
-				time.Sleep(receiveErrorPause)
 			}
+			s.readMu.Unlock()
 			deliver(done)
 			done = done[:0]
+			if !s.datagram {
+				e.receiveError(err, &warned)
+			}
 			continue
 		}
-		read := time.Now()
-		e.mu.Lock()
-		for i := range n {
-			done = e.handle(s, i, read, done)
-		}
-		e.mu.Unlock()
-		if s.datagram {
-			// A send may have taken the socket's error report, leaving its details
-			// queued without a wake-up of their own.
-			done = e.drainErrors(s, done)
-		}
+		done = e.handleBatch(s, s.nread, done)
+		s.readMu.Unlock()
 		deliver(done)
 		done = done[:0]
 	}
+}
+
+// receiveError logs the first error a receive goroutine meets and pauses, which keeps a
+// persistent error from spinning.
+func (e *Engine) receiveError(err error, warned *bool) {
+	if !*warned {
+		*warned = true
+		e.log.Warn("ICMP receive error", "error", err)
+	}
+	time.Sleep(receiveErrorPause)
+}
+
+// handleBatch matches the n messages of a batch just read from s; s.readMu is held.
+func (e *Engine) handleBatch(s *socket, n int, done []*Round) []*Round {
+	read := time.Now()
+	e.mu.Lock()
+	for i := range n {
+		done = e.handle(s, i, read, done)
+	}
+	e.mu.Unlock()
+	if s.datagram {
+		// A send may have taken the socket's error report, leaving its details
+		// queued without a wake-up of their own.
+		done = e.drainErrors(s, done)
+	}
+	return done
+}
+
+// drain reads and handles, from the clock goroutine, everything that socket s holds,
+// before deadlines of probes sent on it are expired. Taking s.readMu first, it also waits
+// for a batch that the socket's own goroutine has read but not yet handled.
+func (e *Engine) drain(s *socket, done []*Round) []*Round {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	for {
+		full, err := s.readNow()
+		if err != nil {
+			break // closed
+		}
+		if s.readErr != nil {
+			if !s.datagram || errors.Is(s.readErr, unix.EAGAIN) {
+				break
+			}
+			// The socket's error report; its details are in the error queue.
+			done = e.drainErrors(s, done)
+			continue
+		}
+		done = e.handleBatch(s, s.nread, done)
+		if !full {
+			break
+		}
+	}
+	return done
 }
 
 // handle matches received message i of a batch.

@@ -5,7 +5,11 @@
 // ping) and submits it; the engine schedules every send and deadline on a timer wheel,
 // matches replies by (identifier, sequence) to an in-flight slot, checks the MAC in the
 // payload and the reply's source address, and calls the round's Done function when each
-// ping has been answered or lost. Round-trip times come from kernel receive timestamps.
+// ping has been answered or lost. Round-trip times come from kernel receive timestamps,
+// and a reply counts if the kernel received it within the timeout, however late the
+// engine gets to read it: a probe's deadline is only processed after its socket has been
+// read, so that a stop of the process (SIGSTOP, a paused VM, a long GC pause) does not
+// turn replies that came in time into loss.
 //
 // Each probe carries its serial number and a MAC of it under a key that is drawn at
 // random for each engine, so that whoever sees probes, as the owner of a target sees

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -32,7 +33,8 @@ const (
 )
 
 // socket is one ICMP socket with its receive buffers. Sends happen under the engine lock;
-// the receive buffers belong to the socket's single receive goroutine.
+// the receive buffers belong to whoever holds readMu: the socket's receive goroutine,
+// from a read until the batch is handled, or the clock goroutine draining the socket.
 type socket struct {
 	key      socketKey
 	idBase   uint16 // raw sockets: the first identifier of the socket's range
@@ -49,18 +51,20 @@ type socket struct {
 	sendBuf []byte                // filler written once; header, serial and MAC per send
 	sendTo  unix.RawSockaddrInet6 // large enough for either family
 
-	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet6
-	bufs  [][recvBufSize]byte
-	ctrls [][controlSize]byte
+	readMu sync.Mutex // guards the receive buffers and the results below
+	hdrs   []unix.Mmsghdr
+	iovs   []unix.Iovec
+	names  []unix.RawSockaddrInet6
+	bufs   [][recvBufSize]byte
+	ctrls  [][controlSize]byte
 
-	// results of the last readBatch, kept in fields so that the read callback can be
-	// a method value made once
+	// results of the last receive call, kept in fields so that the callbacks can be
+	// method values made once
 	nread   int
 	readErr error
 	readFn  func(fd uintptr) bool
-	errFn   func(fd uintptr) bool
+	recvFn  func(fd uintptr)
+	errFn   func(fd uintptr)
 
 	closed       atomic.Bool // tells the receive goroutine that a read error means shutdown
 	timestampErr error       // why kernel receive timestamps are not available, if they are not
@@ -96,6 +100,7 @@ func openSocket(key socketKey, datagram bool, idBase uint16, rcvbuf int) (*socke
 	fillPattern(s.sendBuf[icmpHeaderLen:])
 	s.initRecv()
 	s.readFn = s.read
+	s.recvFn = s.recv
 	s.errFn = s.readErrQueue
 	return s, nil
 }
@@ -273,9 +278,9 @@ func (s *socket) initRecv() {
 	}
 }
 
-// read is the RawConn callback for one recvmmsg; it reports false to wait for the socket
-// to become readable.
-func (s *socket) read(fd uintptr) bool {
+// recv receives a batch with one recvmmsg call that does not wait: s.nread messages, or
+// the call's error in s.readErr (EAGAIN when nothing is queued). s.readMu must be held.
+func (s *socket) recv(fd uintptr) {
 	for i := range s.hdrs {
 		h := &s.hdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrInet6
@@ -285,27 +290,47 @@ func (s *socket) read(fd uintptr) bool {
 	// MSG_TRUNC makes the kernel report a datagram's full length even when it was cut.
 	// The calls here never block, so they skip the scheduler's syscall bookkeeping.
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
-		uintptr(len(s.hdrs)), unix.MSG_TRUNC, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return false
-	}
+		uintptr(len(s.hdrs)), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 	s.nread, s.readErr = int(n), nil
 	if errno != 0 {
 		s.nread, s.readErr = 0, errno
 	}
+}
+
+// read is the RawConn callback of readBatch; it reports false to wait for the socket to
+// become readable. It takes s.readMu for the receive call and keeps it when it reports
+// true, so that nobody else touches the batch before it is handled.
+func (s *socket) read(fd uintptr) bool {
+	s.readMu.Lock()
+	s.recv(fd)
+	if s.readErr == unix.EAGAIN || s.readErr == unix.EINTR {
+		s.readMu.Unlock()
+		return false
+	}
 	return true
 }
 
-// readBatch waits for and reads a batch of messages into the receive buffers.
-func (s *socket) readBatch() (int, error) {
-	if err := s.rc.Read(s.readFn); err != nil {
-		return 0, err
+// readBatch waits for a batch of messages and receives it: s.nread messages, or the
+// receive call's error in s.readErr. It returns an error only when the wait ended with
+// nothing received: the read deadline passed or the socket was closed. Otherwise s.readMu
+// is held, and the caller unlocks it once it is done with the batch.
+func (s *socket) readBatch() error {
+	return s.rc.Read(s.readFn)
+}
+
+// readNow receives what is queued without waiting, as recv does, and reports whether the
+// batch is full, so that more may be queued. s.readMu must be held. The error is that of
+// a closed socket.
+func (s *socket) readNow() (full bool, err error) {
+	// Control, unlike Read, does not queue behind the receive goroutine's wait.
+	if err := s.rc.Control(s.recvFn); err != nil {
+		return false, err
 	}
-	return s.nread, s.readErr
+	return s.nread == len(s.hdrs), nil
 }
 
 // readErrQueue reads one message from a datagram socket's error queue into buffer 0.
-func (s *socket) readErrQueue(fd uintptr) bool {
+func (s *socket) readErrQueue(fd uintptr) {
 	h := &s.hdrs[0].Hdr
 	h.Namelen = unix.SizeofSockaddrInet6
 	h.SetControllen(controlSize)
@@ -316,12 +341,12 @@ func (s *socket) readErrQueue(fd uintptr) bool {
 	if errno != 0 {
 		s.nread, s.readErr = 0, errno
 	}
-	return true
 }
 
-// nextError reads the next ICMP error report of a datagram socket; false when none is left.
+// nextError reads the next ICMP error report of a datagram socket; false when none is
+// left. s.readMu must be held.
 func (s *socket) nextError() bool {
-	if err := s.rc.Read(s.errFn); err != nil || s.readErr != nil {
+	if err := s.rc.Control(s.errFn); err != nil || s.readErr != nil {
 		return false
 	}
 	return true
