@@ -46,8 +46,9 @@ type fakeEngine struct {
 	sendErr   error                                           // reported in Round.Err
 	// stall, if set, runs in Submit before the round is taken, on the caller's
 	// goroutine: a scheduler that stops there stands for a process that does not run.
-	stall func(r *pinger.Round)
-	quit  chan struct{} // closed when the engine stops
+	stall    func(r *pinger.Round)
+	released []string      // "v6 source interface" of each Release
+	quit     chan struct{} // closed when the engine stops
 }
 
 func (e *fakeEngine) Submit(r *pinger.Round) error {
@@ -98,6 +99,12 @@ func (e *fakeEngine) Submit(r *pinger.Round) error {
 		r.Done(r)
 	}()
 	return nil
+}
+
+func (e *fakeEngine) Release(v6 bool, source netip.Addr, iface string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.released = append(e.released, fmt.Sprintf("%v %v %s", v6, source, iface))
 }
 
 func (e *fakeEngine) run(ctx context.Context) {

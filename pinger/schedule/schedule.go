@@ -38,6 +38,9 @@ import (
 // stops the Scheduler, so that it ends every round it holds (with pinger.ErrClosed).
 type Engine interface {
 	Submit(r *pinger.Round) error
+	// Release says that no order pings from (family, source, interface) any more, so
+	// that its sockets can be closed.
+	Release(v6 bool, source netip.Addr, iface string)
 }
 
 // Runner runs an external probe program for one round: *adapter.Runner.
@@ -104,12 +107,43 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	jobs    map[string]*job
-	queue   jobQueue // jobs waiting for their next round, earliest first
-	running bool     // the first scan is over: new orders start within a second
+	sockets map[socketKey]int // orders per source or interface of their own
+	queue   jobQueue          // jobs waiting for their next round, earliest first
+	running bool              // the first scan is over: new orders start within a second
 	wake    chan struct{}
 
 	inFlight   sync.WaitGroup // rounds started and not yet finished
 	goroutines sync.WaitGroup // lookups and external program runs
+}
+
+// socketKey is what an ICMP order needs a socket of its own for: a source address or an
+// interface. Orders without either share the engine's sockets, which stay open.
+type socketKey struct {
+	v6     bool
+	source netip.Addr
+	iface  string
+}
+
+// socketOf is o's socketKey, and whether o needs a socket of its own.
+func socketOf(o *orders.Order) (socketKey, bool) {
+	if o == nil || o.FPing == nil || !o.FPing.Source.IsValid() && o.FPing.Interface == "" {
+		return socketKey{}, false
+	}
+	return socketKey{o.FPing.IPv6, o.FPing.Source, o.FPing.Interface}, true
+}
+
+// useSocket counts o in (1) or out (-1) of the orders using its socket, and tells the
+// engine when the last has gone. s.mu is held.
+func (s *Scheduler) useSocket(o *orders.Order, n int) {
+	k, ok := socketOf(o)
+	if !ok {
+		return
+	}
+	s.sockets[k] += n
+	if s.sockets[k] <= 0 {
+		delete(s.sockets, k)
+		s.cfg.Engine.Release(k.v6, k.source, k.iface)
+	}
 }
 
 // job is one order's schedule and its reusable round.
@@ -142,6 +176,7 @@ func New(cfg Config) *Scheduler {
 		writers: newWriters(cfg.Store, cfg.Writers, log),
 		lookups: make(chan struct{}, maxLookups),
 		jobs:    make(map[string]*job),
+		sockets: make(map[socketKey]int),
 		wake:    make(chan struct{}, 1),
 	}
 }
@@ -222,6 +257,8 @@ func (s *Scheduler) Update(o *orders.Order) {
 	s.log.Info(verb, "id", o.ID, "user", o.User, "target", o.Target(), "step", int(o.Step/time.Second), "pings", o.Pings)
 	old := j.order
 	j.order = o
+	s.useSocket(o, 1)
+	s.useSocket(old, -1)
 	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) {
 		j.addr, j.resolved, j.lastErr = netip.Addr{}, time.Time{}, ""
 	}
@@ -257,6 +294,7 @@ func (s *Scheduler) Remove(id string, why orders.Reason) {
 			heap.Remove(&s.queue, j.index)
 		}
 		delete(s.jobs, id)
+		s.useSocket(j.order, -1)
 		s.log.Info("removed order", "id", id, "reason", why.String())
 	}
 	s.mu.Unlock()

@@ -796,3 +796,46 @@ func TestStall(t *testing.T) {
 		}
 	})
 }
+
+// TestSocketsReleased: when the last order that pings from a source address or through an
+// interface of its own goes away or changes, the engine hears that its socket is unused.
+func TestSocketsReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		released := func() []string {
+			w.engine.mu.Lock()
+			defer w.engine.mu.Unlock()
+			return slices.Clone(w.engine.released)
+		}
+		steps := []struct {
+			do   func()
+			want []string // released so far
+		}{
+			{func() {
+				w.s.Update(icmpOrder(t, "a", "127.0.0.1", 10, 1, "source_ip: 127.0.0.2"))
+				w.s.Update(icmpOrder(t, "b", "127.0.0.3", 10, 1, "source_ip: 127.0.0.2"))
+				w.s.Update(icmpOrder(t, "c", "127.0.0.1", 10, 1, "interface: lo"))
+				w.s.Update(icmpOrder(t, "d", "::1", 10, 1, "source_ip: ::1"))
+				w.s.Update(icmpOrder(t, "plain", "127.0.0.1", 10, 1))
+				w.s.Update(order(t, "web", httpingOrder))
+			}, nil},
+			{func() { w.s.Remove("a", orders.Deleted) }, nil},
+			{func() { w.s.Update(icmpOrder(t, "b", "127.0.0.4", 20, 1, "source_ip: 127.0.0.2")) }, nil},
+			{func() { w.s.Remove("b", orders.Expired) }, []string{"false 127.0.0.2 "}},
+			{func() { w.s.Update(icmpOrder(t, "c", "127.0.0.1", 10, 1)) }, []string{"false 127.0.0.2 ", "false invalid IP lo"}},
+			{func() { w.s.Remove("d", orders.Deleted) }, []string{"false 127.0.0.2 ", "false invalid IP lo", "true ::1 "}},
+			{func() {
+				w.s.Remove("plain", orders.Deleted)
+				w.s.Remove("web", orders.Deleted)
+				w.s.Remove("c", orders.Deleted)
+			}, []string{"false 127.0.0.2 ", "false invalid IP lo", "true ::1 "}},
+		}
+		for i, st := range steps {
+			st.do()
+			sleepUntil(time.Now().Add(15 * time.Second))
+			if got := released(); !slices.Equal(got, st.want) {
+				t.Errorf("step %d: released %q, want %q", i, got, st.want)
+			}
+		}
+	})
+}
