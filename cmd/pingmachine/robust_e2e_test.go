@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pingmachine/pinger/pingtest"
 	"pingmachine/rrdfmt/rrdtest"
 )
 
@@ -131,4 +133,68 @@ func TestDaemonStopped(t *testing.T) {
 		}
 	}
 	d.waitLog("were skipped", time.Second)
+}
+
+// TestDaemonSocketsReleased runs the daemon with 128 file descriptors (prlimit) in a
+// namespace that allows datagram ICMP sockets, and gives it 150 orders, each pinging from
+// a source address of its own: the sources beyond what the limit allows get full loss
+// with the reason, an unrelated order goes on being written, and once the 150 orders are
+// deleted their sockets are closed and a new source works again.
+func TestDaemonSocketsReleased(t *testing.T) {
+	t.Parallel()
+	ns := pingtest.NewNamespace(t)
+	ns.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	base := t.TempDir()
+	d := startDaemonWith(t, func(bin string, args ...string) *exec.Cmd {
+		return ns.Command("prlimit", append([]string{"--nofile=128:128", "--", bin}, args...)...)
+	}, base)
+	pid := d.cmd.Process.Pid // ip netns exec and prlimit exec pingmachine
+	writeOrder(t, base, "plain", icmpOrder("127.0.0.1", 1, 1, ""))
+	const sources = 150
+	for i := range sources {
+		writeOrder(t, base, fmt.Sprintf("src/%d", i), icmpOrder("127.0.0.1", 2, 1, fmt.Sprintf("  source_ip: 127.0.1.%d\n", i+1)))
+	}
+	d.waitLog("raise the limit or use fewer source/interface pairs", 10*time.Second)
+	measured, refused := 0, 0
+	d.waitFor("a result of every source order", 10*time.Second, func() bool {
+		measured, refused = 0, 0
+		for i := range sources {
+			lr, ok := readLastResult(t, base, fmt.Sprintf("src/%d", i))
+			if !ok {
+				return false
+			}
+			if lr.values["loss"] == "0" {
+				measured++
+			} else {
+				refused++
+			}
+		}
+		return true
+	})
+	if measured == 0 || refused == 0 {
+		t.Errorf("%d source orders measured, %d refused: want both (the limit is between)", measured, refused)
+	}
+	last := d.waitResult("plain", 0, 5*time.Second).int(t, "time")
+	d.waitResult("plain", last+1, 5*time.Second)
+	busy := openFiles(t, pid)
+	os.RemoveAll(d.path("orders", "src"))
+	d.waitFor("the sockets of the deleted orders closed", 10*time.Second, func() bool { return openFiles(t, pid) < busy-measured/2 })
+	writeOrder(t, base, "again", icmpOrder("127.0.0.1", 1, 1, "  source_ip: 127.0.2.1\n"))
+	checkLastResult(t, "again", d.waitResult("again", 0, 5*time.Second), 1, 1, 0)
+	if strings.Contains(d.logs.String(), "too many open files") && !strings.Contains(d.logs.String(), "RLIMIT_NOFILE") {
+		t.Error("a write failed for want of file descriptors")
+	}
+	if strings.Contains(d.logs.String(), "writing results") {
+		t.Error("results could not be written")
+	}
+}
+
+// openFiles counts the file descriptors pid has open.
+func openFiles(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
 }
