@@ -278,7 +278,7 @@ func (s *Scheduler) Update(o *orders.Order) {
 		j.last = written.Add(o.Step)
 	}
 	next := slotAfter(now, o.Step, j.phase, j.last)
-	if soon := now.Add(time.Duration(hashOf(o.ID) % uint64(firstRoundSpread))); s.running && old == nil &&
+	if soon := onGrid(now).Add(time.Duration(hashOf(o.ID)%uint64(firstRoundSpread/grid)) * grid); s.running && old == nil &&
 		(j.last.IsZero() || store.Stamp(soon, o.Step).After(store.Stamp(j.last, o.Step))) {
 		next = soon
 	}
@@ -346,6 +346,10 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 		return
 	}
 	gap, timeout := o.Timing()
+	if o.FPing.Interval == 0 {
+		// Perl's gap, to the grid: the pings of many orders go out together.
+		gap = gap.Truncate(grid)
+	}
 	r := &j.round
 	r.Source, r.Interface = o.FPing.Source, o.FPing.Interface
 	r.Count, r.Gap, r.Timeout, r.Start = o.Pings, gap, timeout, j.last

@@ -108,6 +108,10 @@ func TestStepClock(t *testing.T) {
 			} else {
 				aStarts = append(aStarts, r.start)
 			}
+			// Every send on the grid: starts and gaps (Perl's gap, truncated to it).
+			if gap = gap.Truncate(grid); r.start.Truncate(grid) != r.start {
+				t.Errorf("round of %v starts at %v, off the %v grid", r.target, r.start, grid)
+			}
 			if r.gap != gap || r.timeout != timeout {
 				t.Errorf("round of %v: gap %v timeout %v, want %v %v", r.target, r.gap, r.timeout, gap, timeout)
 			}

@@ -6,11 +6,24 @@ import (
 	"time"
 )
 
+// grid is the resolution of every round's sends: starts and gaps are multiples of it,
+// so that the pings of many orders fall due together and the engine wakes once for them
+// rather than once a millisecond. It is far below what anyone could see in a graph.
+const grid = 10 * time.Millisecond
+
 // phaseOf places an order's rounds in its step by a hash of its id: the same place
 // after a restart, and spread evenly over the step across many orders so that the packet
 // rate is smooth.
 func phaseOf(id string, step time.Duration) time.Duration {
-	return time.Duration(hashOf(id)%uint64(step/time.Millisecond)) * time.Millisecond
+	return (time.Duration(hashOf(id)%uint64(step/time.Millisecond)) * time.Millisecond).Truncate(grid)
+}
+
+// onGrid is the first grid point at or after t.
+func onGrid(t time.Time) time.Time {
+	if g := t.Truncate(grid); !g.Equal(t) {
+		return g.Add(grid)
+	}
+	return t
 }
 
 // hashOf is FNV-1a: unlike maphash it gives the same value in every run, so an order

@@ -52,8 +52,8 @@ func TestPhaseSpread(t *testing.T) {
 	for i := range orders {
 		id := fmt.Sprintf("app/target%d", i)
 		p := phaseOf(id, step)
-		if p < 0 || p >= step || p%time.Millisecond != 0 {
-			t.Fatalf("phase %v of %s outside [0, %v) or not whole ms", p, id, step)
+		if p < 0 || p >= step || p%grid != 0 {
+			t.Fatalf("phase %v of %s outside [0, %v) or not on the %v grid", p, id, step, grid)
 		}
 		if phaseOf(id, step) != p {
 			t.Fatalf("phase of %s not stable", id)
@@ -65,6 +65,21 @@ func TestPhaseSpread(t *testing.T) {
 	for i, n := range count {
 		if n < orders/buckets*9/10 || n > orders/buckets*11/10 {
 			t.Errorf("phases in tenth %d of the step: %d of %d, want about %d", i, n, orders, orders/buckets)
+		}
+	}
+}
+
+func TestOnGrid(t *testing.T) {
+	at := func(ms int64) time.Time { return time.UnixMilli(1_700_000_000_000 + ms) }
+	for _, tt := range []struct{ in, want time.Time }{
+		{at(0), at(0)},
+		{at(1), at(10)},
+		{at(9), at(10)},
+		{at(10), at(10)},
+		{at(995).Add(time.Microsecond), at(1000)},
+	} {
+		if got := onGrid(tt.in); !got.Equal(tt.want) {
+			t.Errorf("onGrid(%v) = %v, want %v", tt.in.UnixMicro(), got.UnixMicro(), tt.want.UnixMicro())
 		}
 	}
 }
