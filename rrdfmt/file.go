@@ -174,6 +174,7 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 	if err := h.updatable(); err != nil {
 		return fmt.Errorf("rrdfmt: cannot update %s: %w", path, err)
 	}
+	before := slices.Clone(h.encode())
 	var rows []rowWrite
 	for _, u := range updates {
 		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
@@ -192,10 +193,28 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 			return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
 		}
 	}
-	if _, err := f.WriteAt(h.encode(), 0); err != nil {
+	// Only the bytes that changed, in one call: the definitions never change, and of
+	// the live part an update usually touches little of the archives' consolidation
+	// state, which is most of the header.
+	after := h.encode()
+	from, to := changed(before, after)
+	if _, err := f.WriteAt(after[from:to], int64(from)); err != nil {
 		return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// changed returns the span [from, to) outside which a and b, of the same length, are
+// equal; from == to if they are equal.
+func changed(a, b []byte) (from, to int) {
+	for from < len(a) && a[from] == b[from] {
+		from++
+	}
+	to = len(a)
+	for to > from && a[to-1] == b[to-1] {
+		to--
+	}
+	return from, to
 }
 
 // updatable refuses a file made by rrdtool with features whose update rules rrdfmt does

@@ -1,0 +1,80 @@
+package rrdfmt
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChanged(t *testing.T) {
+	tests := []struct {
+		a, b     string
+		from, to int
+	}{
+		{"", "", 0, 0},
+		{"abcd", "abcd", 4, 4},
+		{"abcd", "xbcd", 0, 1},
+		{"abcd", "abcx", 3, 4},
+		{"abcd", "axcx", 1, 4},
+		{"abcd", "wxyz", 0, 4},
+		{"abcdef", "abXdYf", 2, 5},
+	}
+	for _, tt := range tests {
+		if from, to := changed([]byte(tt.a), []byte(tt.b)); from != tt.from || to != tt.to {
+			t.Errorf("changed(%q, %q) = %d, %d; want %d, %d", tt.a, tt.b, from, to, tt.from, tt.to)
+		}
+	}
+}
+
+// wchar is the number of bytes this process has passed to write(2) and its kin.
+func wchar(t *testing.T) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skipf("no write count: %v", err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Skip("no wchar in /proc/self/io")
+	return 0
+}
+
+// TestUpdateWritesLess: an update writes the rows and the part of the header that
+// changed, never the definitions.
+func TestUpdateWritesLess(t *testing.T) {
+	start := time.Unix(1_699_999_980, 0)
+	spec := pingmachineSpec(60*time.Second, 20, start)
+	spec.Layout = NativeLayout()
+	path := filepath.Join(t.TempDir(), "main.rrd")
+	if err := Create(path, spec); err != nil {
+		t.Fatal(err)
+	}
+	l := spec.Layout
+	nds, nrra := len(spec.DS), len(spec.RRA)
+	definitions := l.statHeadSize() + nds*dsDefSize + nrra*l.rraDefSize()
+	live := l.headerSize(nds, nrra) - definitions
+	values := []string{"0", "0.02"}
+	for i := range 20 {
+		values = append(values, strconv.FormatFloat(0.02+float64(i)/1000, 'e', 6, 64))
+	}
+	for i := int64(1); i <= 5; i++ {
+		before := wchar(t)
+		if err := UpdateFile(path, l, Update{Time: start.Add(time.Duration(i) * time.Minute), Values: values}); err != nil {
+			t.Fatal(err)
+		}
+		// One row per RRA at most: each update closes one PDP.
+		if n, most := wchar(t)-before, int64(live+nrra*nds*8); n > most {
+			t.Errorf("update %d wrote %d bytes; want at most %d (the live header and a row per RRA)", i, n, most)
+		}
+	}
+}
