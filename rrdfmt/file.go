@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -174,7 +175,6 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 	if err := h.updatable(); err != nil {
 		return fmt.Errorf("rrdfmt: cannot update %s: %w", path, err)
 	}
-	before := slices.Clone(h.encode())
 	var rows []rowWrite
 	for _, u := range updates {
 		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
@@ -193,28 +193,13 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 			return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
 		}
 	}
-	// Only the bytes that changed, in one call: the definitions never change, and of
-	// the live part an update usually touches little of the archives' consolidation
-	// state, which is most of the header.
-	after := h.encode()
-	from, to := changed(before, after)
-	if _, err := f.WriteAt(after[from:to], int64(from)); err != nil {
+	// The live part only, in one call, as rrdtool writes it: the definitions before it
+	// never change.
+	live := h.layout.liveOffset(len(h.ds), len(h.rra))
+	if _, err := f.WriteAt(h.encode()[live:], int64(live)); err != nil {
 		return fmt.Errorf("rrdfmt: writing %s: %w", path, err)
 	}
 	return nil
-}
-
-// changed returns the span [from, to) outside which a and b, of the same length, are
-// equal; from == to if they are equal.
-func changed(a, b []byte) (from, to int) {
-	for from < len(a) && a[from] == b[from] {
-		from++
-	}
-	to = len(a)
-	for to > from && a[to-1] == b[to-1] {
-		to--
-	}
-	return from, to
 }
 
 // updatable refuses a file made by rrdtool with features whose update rules rrdfmt does
@@ -236,14 +221,20 @@ func (h *header) updatable() error {
 // openLocked opens an RRD file, takes rrdtool's read or write lock on it, and reads its
 // header. The lock goes with the file's closing.
 func openLocked(path string, layout Layout, write bool) (*os.File, *header, error) {
-	flag, typ := os.O_RDONLY, int16(unix.F_RDLCK)
+	flag, typ := unix.O_RDONLY, int16(unix.F_RDLCK)
 	if write {
-		flag, typ = os.O_RDWR, unix.F_WRLCK
+		flag, typ = unix.O_RDWR, unix.F_WRLCK
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	fd, err := unix.Open(path, flag|unix.O_CLOEXEC, 0)
+	for errors.Is(err, unix.EINTR) {
+		fd, err = unix.Open(path, flag|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("rrdfmt: %w", err)
+		return nil, nil, fmt.Errorf("rrdfmt: %w", &fs.PathError{Op: "open", Path: path, Err: err})
 	}
+	// Not os.OpenFile: it offers a regular file to the poller, which costs four fcntl
+	// and a failing epoll_ctl on every update for nothing.
+	f := os.NewFile(uintptr(fd), path)
 	if err := lock(f, typ); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("rrdfmt: %s: %w", path, err)
