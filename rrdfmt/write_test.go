@@ -1,10 +1,13 @@
 package rrdfmt
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,6 +57,26 @@ func TestUpdateWritesLess(t *testing.T) {
 		// One row per RRA at most: each update closes one PDP.
 		if n, most := wchar(t)-before, int64(live+nrra*nds*8); n > most {
 			t.Errorf("update %d wrote %d bytes; want at most %d (the live header and a row per RRA)", i, n, most)
+		}
+	}
+}
+
+// TestOpenErrors: a file that cannot be opened is reported with its path, and a missing
+// one as such, for the store to create it.
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		path string
+		is   error
+	}{
+		{"missing", filepath.Join(dir, "missing.rrd"), fs.ErrNotExist},
+		{"directory", dir, syscall.EISDIR},
+	}
+	for _, tt := range tests {
+		err := UpdateFile(tt.path, LP64, Update{Time: time.Unix(1_700_000_100, 0), Values: []string{"1", "1"}})
+		if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), "open "+tt.path) {
+			t.Errorf("%s: %v, want an error wrapping %q that names the path", tt.name, err, tt.is)
 		}
 	}
 }

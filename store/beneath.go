@@ -54,7 +54,10 @@ func (b *beneath) replace(dir, name string, data []byte) error {
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
 		})
 		if err == nil {
-			// renameat resolves the names as openat2 just did: the directory holds no link.
+			// renameat resolves the names that openat2 just found free of links. To swap
+			// a directory for a link in between takes write access to output/, which
+			// is the daemon's; a descriptor of the directory would close that gap at
+			// the price of two more calls per result.
 			return b.wrap(dir, name, finish(fd, b.fd, dir+"/"+tmp, dir+"/"+name, data))
 		}
 		if errors.Is(err, unix.ENOSYS) {
