@@ -163,7 +163,8 @@ var (
 	ErrVersion = errors.New("unsupported RRD version")
 )
 
-// decodeHeader parses the header at the start of b, of a file of fileSize bytes. The
+// decodeHeader parses the header at the start of b, of a file of fileSize bytes, and
+// keeps b as the header's bytes (it is read for each update: a copy would cost). The
 // layout is the one whose struct sizes account for the file's length exactly; a file of
 // another layout than want is refused with an error naming both.
 func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
@@ -221,7 +222,7 @@ func tryLayout(b []byte, fileSize int64, l Layout) *header {
 		pdp:    make([]pdpPrep, dsCnt),
 		cdp:    make([]cdpPrep, dsCnt*rraCnt),
 		curRow: make([]uint64, rraCnt),
-		raw:    append([]byte(nil), b[:hs]...),
+		raw:    b[:hs:hs],
 	}
 	h.walk(&codec{b: h.raw, layout: l})
 	total := int64(hs)

@@ -89,10 +89,15 @@ func (l Layout) rraDefSize() int        { return l.rraParOffset() + parCount*uni
 func (l Layout) liveHeadSize() int      { return align(l.timeSize()+l.longSize(), l.timeSize()) }
 func (l Layout) rraPtrSize() int        { return l.longSize() }
 
+// liveOffset is where the part of the header that updates change starts: the live
+// header, followed by pdp_prep, cdp_prep and rra_ptr. The definitions are before it.
+func (l Layout) liveOffset(ds, rra int) int {
+	return l.statHeadSize() + ds*dsDefSize + rra*l.rraDefSize()
+}
+
 // headerSize is the length of everything before the data rows.
 func (l Layout) headerSize(ds, rra int) int {
-	return l.statHeadSize() + ds*dsDefSize + rra*l.rraDefSize() + l.liveHeadSize() +
-		ds*pdpPrepSize + rra*ds*cdpPrepSize + rra*l.rraPtrSize()
+	return l.liveOffset(ds, rra) + l.liveHeadSize() + ds*pdpPrepSize + rra*ds*cdpPrepSize + rra*l.rraPtrSize()
 }
 
 // codec walks a header buffer field by field; the same walk reads and writes, so the two

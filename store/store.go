@@ -53,6 +53,7 @@ type Options struct {
 // for concurrent use; those for one order run one at a time.
 type Store struct {
 	output, archive string
+	base            *beneath
 	rrd             backend
 	opt             Options
 	log             *slog.Logger
@@ -81,9 +82,14 @@ func Open(ctx context.Context, base string, opt Options) (*Store, error) {
 		active:  make(map[string]*Series),
 		seed:    maphash.MakeSeed(),
 	}
+	var err error
+	if s.base, err = openBeneath(base); err != nil {
+		return nil, err
+	}
 	if opt.RRDCached != "" {
 		b, err := dialCached(ctx, opt.RRDCached, log)
 		if err != nil {
+			s.base.close()
 			return nil, err
 		}
 		s.rrd = b
@@ -115,7 +121,7 @@ func (s *Store) Close() error {
 			}
 		}
 	}
-	return s.rrd.close()
+	return errors.Join(s.rrd.close(), s.base.close())
 }
 
 func exists(path string) bool {
@@ -469,22 +475,22 @@ func (s *Store) Write(r Result) error {
 		return nil
 	}
 	se := cur
-	out, err := dir(s.output, r.ID)
-	if err != nil {
-		return err
-	}
-	// The directory may have been removed under us; the results still have a home.
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
 	sum := r.summarize()
 	var errs []error
 	if se.RRDTemplate != "norrd" {
+		out, err := dir(s.output, r.ID)
+		if err != nil {
+			return err
+		}
+		// The directory may have been removed under us; the results still have a home.
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		if err := s.updateRRD(se, filepath.Join(out, "main.rrd"), r.Time, sum); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.writeLastResult(se, out, r.Time, sum); err != nil {
+	if err := s.writeLastResult(se, r.ID, r.Time, sum); err != nil {
 		errs = append(errs, err)
 	}
 	if s.opt.Telegraf != nil && se.Measurement != "" {
@@ -526,8 +532,9 @@ func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) err
 }
 
 // writeLastResult replaces last_result with the round's figures: written to a temporary
-// file and renamed over the old one, so that a reader always finds a whole file.
-func (s *Store) writeLastResult(se *Series, out string, t time.Time, sum summary) error {
+// file and renamed over the old one, so that a reader always finds a whole file. Its
+// directory is created if it went away.
+func (s *Store) writeLastResult(se *Series, id string, t time.Time, sum summary) error {
 	value := func(d time.Duration) string {
 		if len(sum.sorted) == 0 {
 			return "~"
@@ -543,23 +550,5 @@ func (s *Store) writeLastResult(se *Series, out string, t time.Time, sum summary
 	b.WriteString("min: " + value(sum.min) + "\n")
 	b.WriteString("median: " + value(sum.median) + "\n")
 	b.WriteString("max: " + value(sum.max) + "\n")
-	path := filepath.Join(out, "last_result")
-	tmp := path + ".tmp"
-	// A new file, never one that is there (a symbolic link, say): a link would be
-	// followed out of the base directory.
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
-	if err == nil {
-		_, err = f.WriteString(b.String())
-		err = errors.Join(err, f.Close())
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("store: can't write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("store: can't rename %s to %s: %w", tmp, path, err)
-	}
-	return nil
+	return s.base.replace("output/"+id, "last_result", []byte(b.String()))
 }
