@@ -83,10 +83,10 @@ func benchIdleDaemon(b *testing.B, bin string) {
 		}
 		pid := cmd.Process.Pid
 		time.Sleep(5 * time.Second)
-		cpu0, _ := processCPU(pid)
+		cpu0, _ := treeCPU(pid)
 		wake0, t0 := wakeups(pid), time.Now()
 		time.Sleep(window)
-		cpu1, err := processCPU(pid)
+		cpu1, err := treeCPU(pid)
 		wake1, elapsed := wakeups(pid), time.Since(t0)
 		if err != nil {
 			b.Fatalf("the daemon has exited: %v", err)
@@ -181,7 +181,7 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 
 		// Measure: sample every last_result several times a step, so that every update
 		// is seen, and check each order got one per step, without loss.
-		cpu0, _ := processCPU(pid)
+		cpu0, _ := treeCPU(pid)
 		wake0, t0 := wakeups(pid), time.Now()
 		window := time.Duration(steps) * step
 		seen := make([]map[int64]bool, n)
@@ -202,7 +202,7 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 			}
 			time.Sleep(min(10*time.Second, step/4))
 		}
-		cpu1, _ := processCPU(pid)
+		cpu1, _ := treeCPU(pid)
 		wake1, elapsed := wakeups(pid), time.Since(t0)
 		rss, hwm := memory(pid)
 
