@@ -20,7 +20,6 @@ use EV;
 use File::Find;
 use File::Path qw(mkpath);
 use List::Util qw(shuffle);
-use POSIX qw(floor);
 use RRDs;
 use YAML::XS qw(LoadFile);
 
@@ -42,7 +41,7 @@ sub scan {
     my $dir = "$base/orders";
     find({ no_chdir => 1, follow_fast => 1, wanted => sub {
         return if -d $_;
-        my @st = lstat($_) or return;
+        lstat($_) or return;
         (my $id = $File::Find::name) =~ s{^\Q$dir\E/}{};
         load($id, $_) unless $orders{$id};
     } }, $dir);
