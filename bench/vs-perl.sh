@@ -63,10 +63,11 @@ awk '/^BenchmarkVsPerl\// {
 	split($1, name, "/"); sub(/-[0-9]+$/, "", name[2])
 	delete m
 	for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
-	if (!header++) printf "\n%-34s %9s %9s %9s %9s %9s %9s %9s %9s %7s\n", "case", "perl %", "perl s/st", "perl µs/p",
-		"pm %", "pm s/step", "pm µs/p", "pm wake/s", "perl wk/s", "ratio"
-	printf "%-34s %9.3f %9.3f %9.1f %9.3f %9.3f %9.1f %9.1f %9.1f %7.2f\n", name[2],
+	if (!header++) printf "\n%-36s %9s %9s %9s %9s %9s %9s %9s %9s %7s %10s\n", "case", "perl %", "perl s/st", "perl µs/p",
+		"pm %", "pm s/step", "pm µs/p", "pm wake/s", "perl wk/s", "ratio", "lost perl/pm"
+	printf "%-36s %9.3f %9.3f %9.1f %9.3f %9.3f %9.1f %9.1f %9.1f %7.2f %7d/%d\n", name[2],
 		m["perl-cpu-%"], m["perl-cpu-s/step"], m["perl-µs/probe"],
 		m["pingmachine-cpu-%"], m["pingmachine-cpu-s/step"], m["pingmachine-µs/probe"],
-		m["pingmachine-wakeups/s"], m["perl-wakeups/s"], m["ratio"] }' "$out"
+		m["pingmachine-wakeups/s"], m["perl-wakeups/s"], m["ratio"],
+		m["perl-lost-pings"], m["pingmachine-lost-pings"] }' "$out"
 exit $status
