@@ -66,6 +66,13 @@ func procStat(pid int) ([]string, error) {
 	return strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:])), nil
 }
 
+// running tells whether a process still runs (one that has exited stays a zombie until it
+// is waited for).
+func running(pid int) bool {
+	f, err := procStat(pid)
+	return err == nil && f[0] != "Z"
+}
+
 // treeCPU is the CPU time of a process and of all its descendants, those it has reaped
 // (cutime and cstime) and those still running, so that a window that ends while a child
 // such as fping runs counts what the child has used so far. The process's own time

@@ -81,13 +81,6 @@ func (s *side) start(b *testing.B, argv ...string) {
 	b.Cleanup(s.stop)
 }
 
-// alive tells whether the process still runs (a process that has exited stays a zombie
-// until it is waited for).
-func (s *side) alive() bool {
-	f, err := procStat(s.cmd.Process.Pid)
-	return err == nil && f[0] != "Z"
-}
-
 // tail returns the last lines of the side's log, for an error message.
 func (s *side) tail() string {
 	data, _ := os.ReadFile(s.log)
@@ -124,7 +117,7 @@ func benchVsPerl(b *testing.B, bin string, c daemonCase) {
 		deadline := time.Now().Add(3*step + 2*time.Minute)
 		for _, s := range []*side{pm, pl} {
 			for have := 0; have < len(ids); {
-				if time.Now().After(deadline) || !s.alive() {
+				if time.Now().After(deadline) || !running(s.cmd.Process.Pid) {
 					b.Fatalf("%s: only %d of %d orders have a result after warm-up\n%s", s.name, have, len(ids), s.tail())
 				}
 				time.Sleep(time.Second)
@@ -155,7 +148,7 @@ func benchVsPerl(b *testing.B, bin string, c daemonCase) {
 		elapsed := time.Since(t0)
 		cpu := map[string]float64{}
 		for _, s := range []*side{pm, pl} {
-			if !s.alive() {
+			if !running(s.cmd.Process.Pid) {
 				b.Fatalf("%s has exited\n%s", s.name, s.tail())
 			}
 			// Whether both did the work: orders without a new result in the window,
