@@ -34,7 +34,10 @@ if [ -z "$bin" ]; then
 fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
-out=$(mktemp)
+# The benchmark's temporary directories go under $work, so that they go too if it is
+# interrupted before it can remove them.
+work=$(mktemp -d)
+out=$work/bench.out
 pid=
 # The benchmark runs in its own process group (set -m), which holds both daemons and
 # fping: ending the group on exit ends all of them.
@@ -43,13 +46,13 @@ cleanup() {
 		kill -TERM -- "-$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	fi
-	rm -f "$out"
+	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 set -m
-(cd "$root" && exec go test ./bench/ -run '^$' -bench "VsPerl/orders=(${orders:-[0-9]+})," -benchtime 1x \
+(cd "$root" && TMPDIR=$work exec go test ./bench/ -run '^$' -bench "VsPerl/orders=(${orders:-[0-9]+})," -benchtime 1x \
 	-count "$count" $short -timeout 0 -daemon.bin "$bin") > >(tee "$out") 2>&1 &
 pid=$!
 set +m
