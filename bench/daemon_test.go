@@ -18,51 +18,102 @@ import (
 )
 
 var (
-	daemonOrders = flag.Int("daemon.orders", 10000, "orders loaded by BenchmarkDaemon")
-	daemonSteps  = flag.Int("daemon.steps", 2, "steps BenchmarkDaemon measures after every order has a result")
-	daemonRRD    = flag.Bool("daemon.rrd", false, "BenchmarkDaemon orders keep a main.rrd (about 2 MB each)")
+	daemonOrders = flag.Int("daemon.orders", 10000, "orders of BenchmarkDaemon's largest case (step 60, 20 pings)")
+	daemonSteps  = flag.Int("daemon.steps", 2, "steps BenchmarkDaemon measures after every order has a result (1 with -short)")
+	daemonRRD    = flag.Bool("daemon.rrd", false, "the largest case's orders keep a main.rrd (about 2 MB each)")
 )
 
-// The order shape of the issue: step 60, 20 pings.
-const (
-	daemonStep  = 60
-	daemonPings = 20
-)
+// daemonCase is one order tree of BenchmarkDaemon: orders of one shape, each to its own
+// loopback address.
+type daemonCase struct {
+	orders, step, pings int
+	rrd                 bool
+}
 
-// BenchmarkDaemon runs the real daemon on a temporary base directory with
-// -daemon.orders loopback orders, waits until every order has a result, then watches
-// -daemon.steps steps: every order's last_result must be updated in every step with no
-// loss. It reports the start-up time, the time from a new order file to its first result,
-// and the daemon's CPU and RSS per 1,000 orders.
+func (c daemonCase) String() string {
+	rrd := "norrd"
+	if c.rrd {
+		rrd = "rrd"
+	}
+	return fmt.Sprintf("orders=%d,step=%d,pings=%d,%s", c.orders, c.step, c.pings, rrd)
+}
+
+// BenchmarkDaemon runs the real daemon on a temporary base directory for each case: no
+// orders at all (what idling costs: the goal is less than one wake-up per second), 20
+// orders at step 60 with main.rrd (a Raspberry Pi's load) and 1,000 at step 20 with
+// main.rrd, as in issue 11's table, and -daemon.orders (10,000) at step 60. It waits until every order has a result,
+// then watches -daemon.steps steps: every order's last_result must be updated in every
+// step with no loss. It reports the start-up time, the time from a new order file to its
+// first result, and the daemon's CPU, wake-ups per second and RSS.
 //
 //	go test -run '^$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
+//	go test -run '^$' -bench 'Daemon/orders=20,' -benchtime 1x -short ./bench/
 func BenchmarkDaemon(b *testing.B) {
 	pingtest.RequireRoot(b)
-	n := *daemonOrders
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "pingmachine")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/pingmachine")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building: %v\n%s", err, out)
+	bin := daemonBinary(b)
+	for _, c := range []daemonCase{
+		{orders: 0, step: 60, pings: 20},
+		{orders: 20, step: 60, pings: 20, rrd: true},
+		{orders: 1000, step: 20, pings: 5, rrd: true},
+		{orders: *daemonOrders, step: 60, pings: 20, rrd: *daemonRRD},
+	} {
+		b.Run(c.String(), func(b *testing.B) {
+			if c.orders == 0 {
+				benchIdleDaemon(b, bin)
+			} else {
+				benchDaemon(b, bin, c)
+			}
+		})
 	}
-	base := filepath.Join(dir, "base")
-	template := "rrd_template: norrd\n"
-	if *daemonRRD {
-		template = ""
+}
+
+// benchIdleDaemon measures the daemon with an empty orders directory over a minute (10 s
+// with -short), after it has had 5 s to start.
+func benchIdleDaemon(b *testing.B, bin string) {
+	base := filepath.Join(b.TempDir(), "base")
+	os.MkdirAll(filepath.Join(base, "orders"), 0o755)
+	window := time.Minute
+	if testing.Short() {
+		window = 10 * time.Second
 	}
-	ids := make([]string, n)
-	targets := loopbackTargets(n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("load/%03d/target%d", i/1000, i)
-		path := filepath.Join(base, "orders", filepath.FromSlash(ids[i]))
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		order := fmt.Sprintf("user: bench\nstep: %d\npings: %d\nprobe: fping\nfping:\n  host: %s\n%s",
-			daemonStep, daemonPings, targets[i], template)
-		if err := os.WriteFile(path, []byte(order), 0o644); err != nil {
+	for range b.N {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, "--basedir", base)
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
+		pid := cmd.Process.Pid
+		time.Sleep(5 * time.Second)
+		cpu0, _ := treeCPU(pid)
+		wake0, t0 := wakeups(pid), time.Now()
+		time.Sleep(window)
+		cpu1, _ := treeCPU(pid)
+		wake1, elapsed := wakeups(pid), time.Since(t0)
+		if !running(pid) {
+			cmd.Wait()
+			b.Fatalf("the daemon has exited:\n%s", &stderr)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		b.ReportMetric(float64(wake1-wake0)/elapsed.Seconds(), "wakeups/s")
+		b.ReportMetric(100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), "cpu-%")
 	}
+}
+
+func benchDaemon(b *testing.B, bin string, c daemonCase) {
+	n := c.orders
+	steps := *daemonSteps
+	if testing.Short() {
+		steps = 1
+	}
+	base := filepath.Join(b.TempDir(), "base")
+	ids := writeOrders(b, base, n, c.step, c.pings, c.rrd)
+	template := "rrd_template: norrd\n"
+	if c.rrd {
+		template = ""
+	}
+	step := time.Duration(c.step) * time.Second
 
 	for range b.N {
 		start := time.Now()
@@ -95,7 +146,7 @@ func BenchmarkDaemon(b *testing.B) {
 		// Warm-up: every order has a result (phases spread rounds over a step, and a
 		// round lasts most of one).
 		results := make([]int64, n)
-		deadline := time.Now().Add(4 * daemonStep * time.Second)
+		deadline := time.Now().Add(4*step + time.Minute)
 		for {
 			have := 0
 			for i, id := range ids {
@@ -111,7 +162,7 @@ func BenchmarkDaemon(b *testing.B) {
 			}
 			if time.Now().After(deadline) {
 				cmd.Process.Kill()
-				b.Fatalf("after %v only %d of %d orders have a result", 4*daemonStep*time.Second, have, n)
+				b.Fatalf("after %v only %d of %d orders have a result", 4*step+time.Minute, have, n)
 			}
 			time.Sleep(5 * time.Second)
 		}
@@ -120,7 +171,7 @@ func BenchmarkDaemon(b *testing.B) {
 		// ping, so that the result follows the first ping by a round trip.
 		newID := "load/new"
 		os.WriteFile(filepath.Join(base, "orders", "load", ".new.tmp"),
-			[]byte(fmt.Sprintf("user: bench\nstep: %d\npings: 1\nprobe: fping\nfping:\n  host: 127.0.0.1\n%s", daemonStep, template)), 0o644)
+			[]byte(fmt.Sprintf("user: bench\nstep: %d\npings: 1\nprobe: fping\nfping:\n  host: 127.0.0.1\n%s", c.step, template)), 0o644)
 		added := time.Now()
 		os.Rename(filepath.Join(base, "orders", "load", ".new.tmp"), filepath.Join(base, "orders", "load", "new"))
 		var firstResult time.Duration
@@ -133,9 +184,9 @@ func BenchmarkDaemon(b *testing.B) {
 
 		// Measure: sample every last_result several times a step, so that every update
 		// is seen, and check each order got one per step, without loss.
-		cpu0, _ := processCPU(pid)
-		t0 := time.Now()
-		window := time.Duration(*daemonSteps) * daemonStep * time.Second
+		cpu0, _ := treeCPU(pid)
+		wake0, t0 := wakeups(pid), time.Now()
+		window := time.Duration(steps) * step
 		seen := make([]map[int64]bool, n)
 		var lossy, lost int
 		for i := range seen {
@@ -152,10 +203,10 @@ func BenchmarkDaemon(b *testing.B) {
 					}
 				}
 			}
-			time.Sleep(10 * time.Second)
+			time.Sleep(min(10*time.Second, step/4))
 		}
-		cpu1, _ := processCPU(pid)
-		elapsed := time.Since(t0)
+		cpu1, _ := treeCPU(pid)
+		wake1, elapsed := wakeups(pid), time.Since(t0)
 		rss, hwm := memory(pid)
 
 		// Each order's stamps in the window must be consecutive steps: a stamp
@@ -170,9 +221,9 @@ func BenchmarkDaemon(b *testing.B) {
 				hi = max(hi, t)
 			}
 			rounds += len(seen[i])
-			missed += int((hi-lo)/daemonStep) + 1 - len(seen[i])
-			if len(seen[i]) < *daemonSteps {
-				missed += *daemonSteps - len(seen[i])
+			missed += int((hi-lo)/int64(c.step)) + 1 - len(seen[i])
+			if len(seen[i]) < steps {
+				missed += steps - len(seen[i])
 			}
 		}
 		cmd.Process.Signal(os.Interrupt)
@@ -180,7 +231,7 @@ func BenchmarkDaemon(b *testing.B) {
 		problems := <-logDone
 
 		perK := float64(n) / 1000
-		cpuPerStep := (cpu1 - cpu0).Seconds() / (elapsed.Seconds() / daemonStep)
+		cpuPerStep := (cpu1 - cpu0).Seconds() / (elapsed.Seconds() / float64(c.step))
 		b.ReportMetric(float64(n), "orders")
 		b.ReportMetric(time.Duration(loadedAt.Load()).Seconds(), "s-to-load")
 		b.ReportMetric(float64(firstResult.Milliseconds()), "ms-new-order-to-result")
@@ -189,6 +240,8 @@ func BenchmarkDaemon(b *testing.B) {
 		b.ReportMetric(float64(lost), "lost-pings")
 		b.ReportMetric(cpuPerStep/perK, "cpu-s/step/1k-orders")
 		b.ReportMetric(100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), "cpu-%")
+		b.ReportMetric(1e6*(cpu1-cpu0).Seconds()/(elapsed.Seconds()/float64(c.step)*float64(n*c.pings)), "µs/probe")
+		b.ReportMetric(float64(wake1-wake0)/elapsed.Seconds(), "wakeups/s")
 		b.ReportMetric(float64(rss)/(1<<20)/perK, "rss-MiB/1k-orders")
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MiB")
 		if missed > 0 || lost > 0 || firstResult == 0 {
@@ -221,33 +274,4 @@ func readTime(base, id string) (t int64, loss int) {
 		}
 	}
 	return t, loss
-}
-
-// processCPU is a process's user plus system time from /proc.
-func processCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
-}
-
-// memory returns a process's resident and peak resident set sizes in bytes.
-func memory(pid int) (rss, hwm int64) {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for line := range strings.SplitSeq(string(data), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = kb << 10
-		case "VmHWM":
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm
 }
