@@ -46,7 +46,8 @@ type socket struct {
 	v6       bool
 	id       uint16  // datagram sockets: the identifier the kernel assigned
 	blocks   []int32 // indices into Engine.blocks, in identifier order; guarded by Engine.mu
-	started  bool    // a receive goroutine reads it; guarded by Engine.mu
+	prompt   bool    // replies are read at once, by a receive goroutine of its own; set once, under Engine.mu
+	started  bool    // that goroutine runs; guarded by Engine.mu
 
 	sendBuf []byte                // filler written once; header, serial and MAC per send
 	sendTo  unix.RawSockaddrInet6 // large enough for either family
