@@ -382,6 +382,7 @@ type clockWork struct {
 	draining []*socket // the sockets to read before they are expired
 	polled   []*socket // the sockets whose replies the clock goroutine reads
 	pollfds  []unix.PollFd
+	sending  []*socket // the sockets with queued sends
 }
 
 // tick is one wake-up of the clock goroutine: it sends the pings that are due, reads the
@@ -487,7 +488,7 @@ func (e *Engine) fire(c *clockWork) {
 		switch ev.kind {
 		case eventSend:
 			if rs := &e.rounds[ev.idx]; rs.r != nil && rs.gen == ev.check {
-				c.done = e.sendNext(ev.idx, c.done)
+				e.sendNext(ev.idx, c)
 			}
 		case eventDeadline:
 			if s := e.inFlight(ev.idx, ev.check); s != nil {
@@ -498,6 +499,11 @@ func (e *Engine) fire(c *clockWork) {
 			}
 		}
 	}
+	for i, s := range c.sending {
+		c.done = e.flush(s, c.done)
+		c.sending[i] = nil
+	}
+	c.sending = c.sending[:0]
 }
 
 // inFlight returns the socket of the probe in slot si with the given serial if it is
@@ -513,8 +519,9 @@ func (e *Engine) inFlight(si int32, serial uint64) *socket {
 	return b.sock
 }
 
-// sendNext sends the next ping of round idx and schedules the one after it.
-func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
+// sendNext queues the next ping of round idx on its socket and schedules the one after
+// it. The pings due in one tick go out together when fire flushes the queues.
+func (e *Engine) sendNext(idx int32, c *clockWork) {
 	rs := &e.rounds[idx]
 	ping := rs.next
 	rs.next++
@@ -524,23 +531,48 @@ func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
 	}
 	si, err := e.allocSlot(rs.g)
 	if err != nil {
-		return e.sendFailed(idx, ping, err, done)
+		c.done = e.sendFailed(idx, ping, err, c.done)
+		return
 	}
 	b := e.blocks[si>>16]
 	sock := b.sock
-	e.serial++
-	n := icmpHeaderLen + rs.size
-	writeEcho(sock.sendBuf[:n], sock.v6, b.id, uint16(si), e.serial, e.key.probeMAC(e.serial, b.id, uint16(si)))
-	now := time.Now()
-	if err := sock.send(n, &rs.target, rs.zone); err != nil {
-		return e.sendFailed(idx, ping, err, done)
+	if sock.queueFull() {
+		c.done = e.flush(sock, c.done)
+	} else if len(sock.outSlots) == 0 {
+		c.sending = append(c.sending, sock)
 	}
-	b.slots[si&0xffff] = slot{serial: e.serial, sentNs: now.UnixNano(), sentMono: int64(now.Sub(e.epoch)),
-		round: idx, ping: ping, state: slotInFlight}
-	e.stats.Sent++
-	e.flying++
-	deadline := ticksCeil(int64(now.Sub(e.epoch)) + rs.timeoutNs)
-	e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: e.serial})
+	e.serial++
+	head := sock.queue(si, rs.size, &rs.target, rs.zone)
+	writeEcho(head, sock.filler[MinSize:rs.size], sock.v6, b.id, uint16(si), e.serial,
+		e.key.probeMAC(e.serial, b.id, uint16(si)))
+	// In flight from now on, so that allocSlot does not hand the slot out again; the
+	// send time is set when the queue is flushed.
+	b.slots[si&0xffff] = slot{serial: e.serial, round: idx, ping: ping, state: slotInFlight}
+}
+
+// flush sends the queue of socket s and starts the clock of each probe sent: its send
+// time, and its deadline on the timer wheel. A probe that could not be sent is lost.
+func (e *Engine) flush(s *socket, done []*Round) []*Round {
+	if len(s.outSlots) == 0 {
+		return done
+	}
+	now := time.Now()
+	s.flush()
+	sentNs, sentMono := now.UnixNano(), int64(now.Sub(e.epoch))
+	for i, si := range s.outSlots {
+		sl := &e.blocks[si>>16].slots[si&0xffff]
+		if err := s.outErrs[i]; err != 0 {
+			sl.state = slotExpired // never sent: a reply to it cannot be genuine
+			done = e.sendFailed(sl.round, sl.ping, err, done)
+			continue
+		}
+		sl.sentNs, sl.sentMono = sentNs, sentMono
+		e.stats.Sent++
+		e.flying++
+		deadline := ticksCeil(sentMono + e.rounds[sl.round].timeoutNs)
+		e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: sl.serial})
+	}
+	s.outSlots = s.outSlots[:0]
 	return done
 }
 
