@@ -383,6 +383,7 @@ type clockWork struct {
 	polled   []*socket // the sockets whose replies the clock goroutine reads
 	pollfds  []unix.PollFd
 	sending  []*socket // the sockets with queued sends
+	noWait   unix.Timespec
 }
 
 // tick is one wake-up of the clock goroutine: it sends the pings that are due, reads the
@@ -460,7 +461,7 @@ func (e *Engine) readPolled(c *clockWork) []*Round {
 		c.pollfds = append(c.pollfds, unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN})
 	}
 	for {
-		_, err := unix.Poll(c.pollfds, 0)
+		_, err := unix.Ppoll(c.pollfds, &c.noWait, nil)
 		if err == nil {
 			break
 		}

@@ -1,12 +1,15 @@
 package pinger
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"pingmachine/pinger/pingtest"
 )
@@ -82,6 +85,51 @@ func TestWakeups(t *testing.T) {
 			}
 			if tt.maxWakeups > 0 && !noStamps && woke > tt.maxWakeups {
 				t.Errorf("%d wake-ups, want at most %d", woke, tt.maxWakeups)
+			}
+		})
+	}
+}
+
+// TestBatchSendErrors sends pings due in the same tick, some to a broadcast address that
+// the kernel refuses (EACCES), in one batch: each refused ping is lost with the error,
+// and the others, before and after it in the batch, are sent and answered.
+func TestBatchSendErrors(t *testing.T) {
+	pingtest.RequireRoot(t)
+	targets := []struct {
+		addr    string
+		sendErr error
+	}{
+		{"127.0.0.1", nil},
+		{"127.255.255.255", unix.EACCES},
+		{"127.255.255.255", unix.EACCES},
+		{"127.0.0.2", nil},
+		{"127.255.255.255", unix.EACCES},
+		{"127.0.0.3", nil},
+	}
+	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
+		t.Run(mode.String(), func(t *testing.T) {
+			e := loopbackEngine(t, mode)
+			if err := e.Open(false, netip.Addr{}, ""); err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t0 := time.Now().Add(20 * time.Millisecond)
+			var rounds []*Round
+			for _, tg := range targets {
+				rounds = append(rounds, &Round{Target: netip.MustParseAddr(tg.addr), Count: 2,
+					Gap: 10 * time.Millisecond, Timeout: time.Second, Start: t0})
+			}
+			pingAll(t, e, rounds)
+			for i, r := range rounds {
+				want := targets[i].sendErr
+				switch {
+				case want == nil && (r.Err != nil || r.Received() != r.Count):
+					t.Errorf("%s: received %d of %d, err %v; want all", r.Target, r.Received(), r.Count, r.Err)
+				case want != nil && (!errors.Is(r.Err, want) || r.Received() != 0):
+					t.Errorf("%s: received %d, err %v; want none, %v", r.Target, r.Received(), r.Err, want)
+				}
+			}
+			if st := e.Stats(); st.Sent != 6 || st.SendErrors != 6 || st.Received != 6 {
+				t.Errorf("stats %+v, want 6 sent, 6 send errors and 6 received", st)
 			}
 		})
 	}
