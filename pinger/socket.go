@@ -323,8 +323,8 @@ func (s *socket) read(fd uintptr) bool {
 
 // readBatch waits for a batch of messages and receives it: s.nread messages, or the
 // receive call's error in s.readErr. It returns an error only when the wait ended with
-// nothing received: the read deadline passed or the socket was closed. Otherwise s.readMu
-// is held, and the caller unlocks it once it is done with the batch.
+// nothing received, as when the socket was closed. Otherwise s.readMu is held, and the
+// caller unlocks it once it is done with the batch.
 func (s *socket) readBatch() error {
 	return s.rc.Read(s.readFn)
 }
