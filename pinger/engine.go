@@ -557,9 +557,14 @@ func (e *Engine) flush(s *socket, done []*Round) []*Round {
 	if len(s.outSlots) == 0 {
 		return done
 	}
-	now := time.Now()
+	start := time.Now()
 	s.flush()
-	sentNs, sentMono := now.UnixNano(), int64(now.Sub(e.epoch))
+	// The messages leave one after the other during the call, each taking its share of
+	// its time (on loopback that includes the reply): message i is taken to leave at the
+	// start of its share. Taking the start of the call for all would add up to the whole
+	// call, tens of microseconds, to the RTTs of the last ones.
+	span, n := int64(time.Since(start)), int64(len(s.outSlots))
+	startNs, startMono := start.UnixNano(), int64(start.Sub(e.epoch))
 	for i, si := range s.outSlots {
 		sl := &e.blocks[si>>16].slots[si&0xffff]
 		if err := s.outErrs[i]; err != 0 {
@@ -567,7 +572,9 @@ func (e *Engine) flush(s *socket, done []*Round) []*Round {
 			done = e.sendFailed(sl.round, sl.ping, err, done)
 			continue
 		}
-		sl.sentNs, sl.sentMono = sentNs, sentMono
+		share := span * int64(i) / n
+		sentMono := startMono + share
+		sl.sentNs, sl.sentMono = startNs+share, sentMono
 		e.stats.Sent++
 		e.flying++
 		deadline := ticksCeil(sentMono + e.rounds[sl.round].timeoutNs)
