@@ -269,10 +269,12 @@ func (r *Round) check() error {
 
 // Run drives the engine until ctx is done. Its own goroutine is the clock: it sleeps until
 // the next tick with something due, sends the pings due then, reads the replies queued,
-// expires deadlines, and closes the sockets that Release gives back. Sockets whose
-// replies are read at once (see Options.PromptReplies) have a receive goroutine each. When ctx is done it closes the sockets and completes every pending
-// round, its unanswered and unsent pings Lost and its Err an error for which
-// errors.Is(err, ErrClosed) holds; a send error the round had before is wrapped in it too.
+// expires deadlines, and closes the sockets that Release gives back; one wake-up does it
+// all, with no hand-off between goroutines. Sockets whose replies are read at once (see
+// Options.PromptReplies) have a receive goroutine each. When ctx is done it closes the
+// sockets and completes every pending round, its unanswered and unsent pings Lost and its
+// Err an error for which errors.Is(err, ErrClosed) holds; a send error the round had
+// before is wrapped in it too.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
