@@ -559,14 +559,9 @@ func (e *Engine) flush(s *socket, done []*Round) []*Round {
 	if len(s.outSlots) == 0 {
 		return done
 	}
-	start := time.Now()
+	now := time.Now()
 	s.flush()
-	// The messages leave one after the other during the call, each taking its share of
-	// its time (on loopback that includes the reply): message i is taken to leave at the
-	// start of its share. Taking the start of the call for all would add up to the whole
-	// call, tens of microseconds, to the RTTs of the last ones.
-	span, n := int64(time.Since(start)), int64(len(s.outSlots))
-	startNs, startMono := start.UnixNano(), int64(start.Sub(e.epoch))
+	sentNs, sentMono := now.UnixNano(), int64(now.Sub(e.epoch))
 	for i, si := range s.outSlots {
 		sl := &e.blocks[si>>16].slots[si&0xffff]
 		if err := s.outErrs[i]; err != 0 {
@@ -574,9 +569,7 @@ func (e *Engine) flush(s *socket, done []*Round) []*Round {
 			done = e.sendFailed(sl.round, sl.ping, err, done)
 			continue
 		}
-		share := span * int64(i) / n
-		sentMono := startMono + share
-		sl.sentNs, sl.sentMono = startNs+share, sentMono
+		sl.sentNs, sl.sentMono = sentNs, sentMono
 		e.stats.Sent++
 		e.flying++
 		deadline := ticksCeil(sentMono + e.rounds[sl.round].timeoutNs)
