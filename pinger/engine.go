@@ -554,7 +554,10 @@ func (e *Engine) sendNext(idx int32, c *clockWork) {
 }
 
 // flush sends the queue of socket s and starts the clock of each probe sent: its send
-// time, and its deadline on the timer wheel. A probe that could not be sent is lost.
+// time, and its deadline on the timer wheel. A probe that could not be sent is lost. All
+// are timed at the start of the call, which no message leaves before: an RTT may then
+// include the sending of the probes before it in the batch (tens of microseconds on
+// loopback, where that includes their replies), but is never shorter than the real one.
 func (e *Engine) flush(s *socket, done []*Round) []*Round {
 	if len(s.outSlots) == 0 {
 		return done
