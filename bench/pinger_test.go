@@ -8,8 +8,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -229,6 +232,83 @@ func BenchmarkSteadyState(b *testing.B) {
 	if st := e.Stats(); st.TimedOut > 0 {
 		b.Errorf("%d probes timed out on loopback", st.TimedOut)
 	}
+}
+
+// BenchmarkGrid runs daemon-like loads whose sends are aligned on a 10 ms grid, as the
+// scheduler aligns them, so that many probes fall due in the same tick: it reports the CPU
+// per probe and how often the process was woken (context switches, voluntary and not, of
+// all its threads), the figures that the engine's sleeping and batching change.
+func BenchmarkGrid(b *testing.B) {
+	const grid = 10 * time.Millisecond
+	cases := []struct {
+		targets, count int
+		gap            time.Duration
+	}{
+		{20, 5, time.Second},
+		{1_000, 5, time.Second},
+		{5_000, 5, time.Second},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("targets=%d/pings=%d/gap=%v", c.targets, c.count, c.gap)
+		b.Run(name, func(b *testing.B) {
+			e := startEngine(b)
+			targets := loopbackTargets(c.targets)
+			j := newJob(targets, c.count, c.gap, time.Second)
+			slots := int(c.gap / grid)
+			start := func() {
+				j.left.Store(int64(len(j.rounds)))
+				j.done = make(chan struct{})
+				t0 := time.Now().Truncate(grid).Add(5 * grid)
+				for i, r := range j.rounds {
+					r.Start = t0.Add(time.Duration(i%slots) * grid)
+					if err := e.Submit(r); err != nil {
+						b.Fatalf("Submit: %v", err)
+					}
+				}
+				<-j.done
+			}
+			start() // warm-up
+			sw0, cpu0, t0 := contextSwitches(), cpuTime(), time.Now()
+			b.ResetTimer()
+			for range b.N {
+				start()
+			}
+			b.StopTimer()
+			wall, cpu, sw := time.Since(t0), cpuTime()-cpu0, contextSwitches()-sw0
+			lost, total := j.lost()
+			probes := float64(total * b.N)
+			b.ReportMetric(float64(cpu.Nanoseconds())/probes, "cpu-ns/probe")
+			b.ReportMetric(float64(sw)/wall.Seconds(), "wakeups/s")
+			b.ReportMetric(float64(sw)/probes, "wakeups/probe")
+			b.ReportMetric(float64(j.medianRTT().Nanoseconds())/1e3, "median-rtt-µs")
+			if lost > 0 {
+				b.Errorf("false loss: %d of %d probes lost on loopback", lost, total)
+			}
+		})
+	}
+}
+
+// contextSwitches counts the context switches of all the process's threads: each is a
+// thread going to sleep or being woken, so their rate is the process's wake-up rate.
+func contextSwitches() int64 {
+	dirs, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, d := range dirs {
+		data, err := os.ReadFile("/proc/self/task/" + d.Name() + "/status")
+		if err != nil {
+			continue // the thread has exited
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += x
+			}
+		}
+	}
+	return n
 }
 
 // peakRSS is the process's high-water resident set in bytes.

@@ -11,10 +11,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,7 +26,13 @@ const (
 	maxBlocksPerGroup = 64               // 4 Mi probes in flight per socket group
 	defaultRecvBuffer = 4 << 20
 	receiveErrorPause = 10 * time.Millisecond // keeps a persistent socket error from spinning
-	noDeadline        = math.MaxInt64
+	// replyPoll bounds how long a reply waits to be read while probes are in flight and
+	// replies are read in batches (see Options.PromptReplies). Its RTT comes from the
+	// kernel's receive timestamp and does not depend on it; what waits is the round's Done.
+	// Shorter than any sensible timeout, so that answered probes are read before their
+	// deadlines and cancel them.
+	replyPoll  = 100 * time.Millisecond
+	noDeadline = math.MaxInt64
 )
 
 // slotState is the life of one in-flight probe slot.
@@ -98,8 +102,9 @@ type Engine struct {
 	idBase uint16 // a raw socket uses the identifiers from idBase + r*idsPerRawSocket for its range r
 	wake   chan struct{}
 	// stall, if set, is called by each receive goroutine whenever its read returns, before
-	// it does anything with what it read. Tests make it block to stand for a stop of the
-	// process (SIGSTOP, a paused VM, a long GC pause) at that moment.
+	// it does anything with what it read, and with nil by the clock goroutine whenever it
+	// wakes up: at each wake-up of the engine. Tests make it block to stand for a stop of
+	// the process (SIGSTOP, a paused VM, a long GC pause) at that moment, or count.
 	stall func(s *socket)
 	// openIn, if set, runs the function that opens each socket. Tests set it to a network
 	// namespace's Do, so that every socket is opened inside that namespace: also those a
@@ -122,14 +127,10 @@ type Engine struct {
 	free       []int32
 	wheel      *wheel
 	armed      int64 // tick at which the clock goroutine wakes up, or noDeadline
+	flying     int   // probes sent and not yet answered or lost
 	serial     uint64
 	stats      Stats
 	drops      uint64 // kernel drops of the closed sockets
-
-	// clock is the socket whose receive goroutine also runs the timer wheel, or nil while
-	// no socket is open. It changes, under mu, only when a released group takes it away;
-	// the receive goroutines read it without the lock.
-	clock atomic.Pointer[socket]
 }
 
 // New returns an engine. Sockets are opened when the first round that needs them is
@@ -142,7 +143,7 @@ func New(opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Engine{
+	e := &Engine{
 		opts:   opts,
 		log:    log,
 		epoch:  time.Now(),
@@ -150,9 +151,10 @@ func New(opts Options) *Engine {
 		idBase: uint16(rand.IntN(blockSlots/idsPerRawSocket)) * idsPerRawSocket,
 		wake:   make(chan struct{}, 1),
 		groups: make(map[socketKey]*group),
-		wheel:  newWheel(wheelSize, 0),
 		armed:  noDeadline,
 	}
+	e.wheel = newWheel(wheelSize, 0, e.live)
+	return e
 }
 
 // Open opens the socket that rounds of one address family with the given source and
@@ -237,9 +239,7 @@ func (e *Engine) Submit(r *Round) error {
 	}
 	at := ticksCeil(rs.startNs)
 	e.wheel.add(event{at: at, kind: eventSend, idx: idx, check: rs.gen})
-	if at < e.armed {
-		e.arm(at)
-	}
+	e.arm(at)
 	e.mu.Unlock()
 	return nil
 }
@@ -267,11 +267,14 @@ func (r *Round) check() error {
 	return nil
 }
 
-// Run drives the engine until ctx is done: it runs one receive goroutine per socket, one
-// of which also sends pings and expires deadlines on time, and closes the sockets that
-// Release gives back. When ctx is done it closes the sockets and completes every pending
-// round, its unanswered and unsent pings Lost and its Err an error for which
-// errors.Is(err, ErrClosed) holds; a send error the round had before is wrapped in it too.
+// Run drives the engine until ctx is done. Its own goroutine is the clock: it sleeps until
+// the next tick with something due, sends the pings due then, reads the replies queued,
+// expires deadlines, and closes the sockets that Release gives back; one wake-up does it
+// all, with no hand-off between goroutines. Sockets whose replies are read at once (see
+// Options.PromptReplies) have a receive goroutine each. When ctx is done it closes the
+// sockets and completes every pending round, its unanswered and unsent pings Lost and its
+// Err an error for which errors.Is(err, ErrClosed) holds; a send error the round had
+// before is wrapped in it too.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.running || e.closed {
@@ -282,10 +285,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 
 	var wg sync.WaitGroup
+	var c clockWork
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		e.mu.Lock()
 		for _, s := range e.socks {
-			if !s.started {
+			if s.prompt && !s.started {
 				s.started = true
 				wg.Add(1)
 				go func() {
@@ -298,11 +304,20 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.retired = nil
 		e.mu.Unlock()
 		e.closeSockets(retired)
+		if wait, ok := e.tick(&c); ok {
+			timer.Reset(wait)
+		} else {
+			timer.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			e.shutdown(&wg)
 			return nil
 		case <-e.wake:
+		case <-timer.C:
+		}
+		if e.stall != nil {
+			e.stall(nil)
 		}
 	}
 }
@@ -323,21 +338,22 @@ func (e *Engine) Stats() Stats {
 	return st
 }
 
-// arm wakes the clock goroutine at tick at. Called with e.mu held, which orders it
-// against the clock goroutine re-arming itself.
+// arm makes the clock goroutine wake up by tick at. Called with e.mu held, which orders
+// it against the clock goroutine choosing its next wake-up.
 func (e *Engine) arm(at int64) {
-	e.armed = at
-	e.setDeadline(e.epoch.Add(time.Duration(at) * tick))
+	if at < e.armed {
+		e.armed = at
+		e.poke()
+	}
 }
 
-func (e *Engine) setDeadline(t time.Time) {
-	c := e.clock.Load()
-	if c == nil {
-		return
+// live reports whether a timer wheel event is still to be acted on. Called with e.mu held.
+func (e *Engine) live(ev event) bool {
+	if ev.kind == eventDeadline {
+		return e.inFlight(ev.idx, ev.check) != nil
 	}
-	if err := c.file.SetReadDeadline(t); err != nil && !e.closed {
-		e.log.Warn("setting the ICMP socket's read deadline", "error", err)
-	}
+	rs := &e.rounds[ev.idx]
+	return rs.r != nil && rs.gen == ev.check
 }
 
 func (e *Engine) poke() {
@@ -360,24 +376,38 @@ func ticksCeil(ns int64) int64 {
 	return (ns + int64(tick) - 1) / int64(tick)
 }
 
-// clockWork is what the clock goroutine carries from one tick to the next, so that a
-// tick allocates nothing.
+// clockWork is what the clock goroutine carries from one wake-up to the next, so that a
+// wake-up allocates nothing.
 type clockWork struct {
 	done     []*Round
 	expiring []event   // deadlines that have passed, of probes still in flight
-	draining []*socket // the sockets those probes were sent on
+	draining []*socket // the sockets to read before they are expired
+	polled   []*socket // the sockets whose replies the clock goroutine reads
+	pollfds  []unix.PollFd
+	sending  []*socket // the sockets with queued sends
+	noWait   unix.Timespec
 }
 
-// tick runs the timer wheel on the clock goroutine and arms the clock socket's read
-// deadline for the next event. A probe whose deadline has passed is expired only after
+// tick is one wake-up of the clock goroutine: it sends the pings that are due, reads the
+// replies queued on the sockets whose replies are read in batches, expires the deadlines
+// that have passed, and returns how long to sleep until the next tick with something due,
+// or false when nothing is. Reading after sending picks up the replies of fast targets
+// without a wake-up of their own. While probes are in flight it wakes at least every
+// replyPoll, to read their replies. A probe whose deadline has passed is expired only after
 // its socket has been read to the end, and a reply is judged by its kernel receive
-// timestamp: so when the process was stopped for a while (SIGSTOP, a paused VM, a long
-// GC pause), the replies that arrived in time still count, however late they are read.
-func (e *Engine) tick(c *clockWork) {
+// timestamp: so when the process was stopped for a while (SIGSTOP, a paused VM, a long GC
+// pause), the replies that arrived in time still count, however late they are read.
+func (e *Engine) tick(c *clockWork) (time.Duration, bool) {
 	e.mu.Lock()
 	e.fire(c)
-	if len(c.expiring) > 0 {
+	for _, s := range e.socks {
+		if !s.prompt && e.flying > 0 && !slices.Contains(c.draining, s) {
+			c.polled = append(c.polled, s)
+		}
+	}
+	if len(c.polled) > 0 || len(c.draining) > 0 {
 		e.mu.Unlock()
+		c.done = e.readPolled(c)
 		for i, s := range c.draining {
 			c.done = e.drain(s, c.done)
 			c.draining[i] = nil
@@ -390,15 +420,63 @@ func (e *Engine) tick(c *clockWork) {
 		c.expiring = c.expiring[:0]
 	}
 	next, pending := e.wheel.nextTick()
+	nowNs := int64(time.Since(e.epoch))
+	if e.flying > 0 && e.batched() {
+		poll := ticksCeil(nowNs + int64(replyPoll))
+		if !pending || poll < next {
+			next, pending = poll, true
+		}
+	}
 	e.armed = noDeadline
 	if pending {
-		e.arm(next)
-	} else {
-		e.setDeadline(time.Time{})
+		e.armed = next
 	}
 	e.mu.Unlock()
 	deliver(c.done)
 	c.done = c.done[:0]
+	return time.Duration(next*int64(tick) - nowNs), pending
+}
+
+// batched reports whether some socket's replies are read by the clock goroutine. Called
+// with e.mu held.
+func (e *Engine) batched() bool {
+	for _, s := range e.socks {
+		if !s.prompt {
+			return true
+		}
+	}
+	return false
+}
+
+// readPolled reads the sockets in c.polled that have something queued, which one poll
+// call tells, so that no receive call comes back empty.
+func (e *Engine) readPolled(c *clockWork) []*Round {
+	defer func() {
+		clear(c.polled)
+		c.polled = c.polled[:0]
+	}()
+	if len(c.polled) == 0 {
+		return c.done
+	}
+	c.pollfds = c.pollfds[:0]
+	for _, s := range c.polled {
+		c.pollfds = append(c.pollfds, unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN})
+	}
+	for {
+		_, err := unix.Ppoll(c.pollfds, &c.noWait, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			return c.done
+		}
+	}
+	for i, s := range c.polled {
+		if c.pollfds[i].Revents != 0 {
+			c.done = e.drain(s, c.done)
+		}
+	}
+	return c.done
 }
 
 // fire sends the pings that are due and collects in c the deadlines that have passed of
@@ -413,7 +491,7 @@ func (e *Engine) fire(c *clockWork) {
 		switch ev.kind {
 		case eventSend:
 			if rs := &e.rounds[ev.idx]; rs.r != nil && rs.gen == ev.check {
-				c.done = e.sendNext(ev.idx, c.done)
+				e.sendNext(ev.idx, c)
 			}
 		case eventDeadline:
 			if s := e.inFlight(ev.idx, ev.check); s != nil {
@@ -424,6 +502,11 @@ func (e *Engine) fire(c *clockWork) {
 			}
 		}
 	}
+	for i, s := range c.sending {
+		c.done = e.flush(s, c.done)
+		c.sending[i] = nil
+	}
+	c.sending = c.sending[:0]
 }
 
 // inFlight returns the socket of the probe in slot si with the given serial if it is
@@ -439,8 +522,9 @@ func (e *Engine) inFlight(si int32, serial uint64) *socket {
 	return b.sock
 }
 
-// sendNext sends the next ping of round idx and schedules the one after it.
-func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
+// sendNext queues the next ping of round idx on its socket and schedules the one after
+// it. The pings due in one tick go out together when fire flushes the queues.
+func (e *Engine) sendNext(idx int32, c *clockWork) {
 	rs := &e.rounds[idx]
 	ping := rs.next
 	rs.next++
@@ -450,22 +534,51 @@ func (e *Engine) sendNext(idx int32, done []*Round) []*Round {
 	}
 	si, err := e.allocSlot(rs.g)
 	if err != nil {
-		return e.sendFailed(idx, ping, err, done)
+		c.done = e.sendFailed(idx, ping, err, c.done)
+		return
 	}
 	b := e.blocks[si>>16]
 	sock := b.sock
-	e.serial++
-	n := icmpHeaderLen + rs.size
-	writeEcho(sock.sendBuf[:n], sock.v6, b.id, uint16(si), e.serial, e.key.probeMAC(e.serial, b.id, uint16(si)))
-	now := time.Now()
-	if err := sock.send(n, &rs.target, rs.zone); err != nil {
-		return e.sendFailed(idx, ping, err, done)
+	if sock.queueFull() {
+		c.done = e.flush(sock, c.done)
+	} else if len(sock.outSlots) == 0 {
+		c.sending = append(c.sending, sock)
 	}
-	b.slots[si&0xffff] = slot{serial: e.serial, sentNs: now.UnixNano(), sentMono: int64(now.Sub(e.epoch)),
-		round: idx, ping: ping, state: slotInFlight}
-	e.stats.Sent++
-	deadline := ticksCeil(int64(now.Sub(e.epoch)) + rs.timeoutNs)
-	e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: e.serial})
+	e.serial++
+	head := sock.queue(si, rs.size, &rs.target, rs.zone)
+	writeEcho(head, sock.filler[MinSize:rs.size], sock.v6, b.id, uint16(si), e.serial,
+		e.key.probeMAC(e.serial, b.id, uint16(si)))
+	// In flight from now on, so that allocSlot does not hand the slot out again; the
+	// send time is set when the queue is flushed.
+	b.slots[si&0xffff] = slot{serial: e.serial, round: idx, ping: ping, state: slotInFlight}
+}
+
+// flush sends the queue of socket s and starts the clock of each probe sent: its send
+// time, and its deadline on the timer wheel. A probe that could not be sent is lost. All
+// are timed at the start of the call, which no message leaves before: an RTT may then
+// include the sending of the probes before it in the batch (tens of microseconds on
+// loopback, where that includes their replies), but is never shorter than the real one.
+func (e *Engine) flush(s *socket, done []*Round) []*Round {
+	if len(s.outSlots) == 0 {
+		return done
+	}
+	now := time.Now()
+	s.flush()
+	sentNs, sentMono := now.UnixNano(), int64(now.Sub(e.epoch))
+	for i, si := range s.outSlots {
+		sl := &e.blocks[si>>16].slots[si&0xffff]
+		if err := s.outErrs[i]; err != 0 {
+			sl.state = slotExpired // never sent: a reply to it cannot be genuine
+			done = e.sendFailed(sl.round, sl.ping, err, done)
+			continue
+		}
+		sl.sentNs, sl.sentMono = sentNs, sentMono
+		e.stats.Sent++
+		e.flying++
+		deadline := ticksCeil(sentMono + e.rounds[sl.round].timeoutNs)
+		e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: sl.serial})
+	}
+	s.outSlots = s.outSlots[:0]
 	return done
 }
 
@@ -485,6 +598,7 @@ func (e *Engine) expire(si int32, serial uint64, done []*Round) []*Round {
 	}
 	s := &e.blocks[si>>16].slots[si&0xffff]
 	s.state = slotExpired
+	e.flying--
 	e.stats.TimedOut++
 	return e.settle(s.round, s.ping, Lost, done)
 }
@@ -640,11 +754,9 @@ func (e *Engine) newSocket(key socketKey, datagram bool, idBase uint16) (*socket
 }
 
 func (e *Engine) added(s *socket, fam, mode string) {
+	// Without kernel timestamps an RTT ends when its reply is read.
+	s.prompt = e.opts.PromptReplies || s.timestampErr != nil
 	e.socks = append(e.socks, s)
-	if e.clock.Load() == nil {
-		e.clock.Store(s)
-		e.arm(0) // the first tick is long past: fire at once, which arms the next
-	}
 	fi := 0
 	if s.v6 {
 		fi = 1
@@ -662,18 +774,11 @@ func (e *Engine) added(s *socket, fam, mode string) {
 	e.poke()
 }
 
-// receive reads one socket until it is closed. The clock socket's goroutine also runs
-// the timer wheel: its read deadline is the next tick, so one wake-up both sends what is
-// due and collects replies, with no hand-off between goroutines. When the clock socket
-// is released another socket takes over, woken by its read deadline.
+// receive reads a socket whose replies are read at once, until it is closed.
 func (e *Engine) receive(s *socket) {
-	var c clockWork
 	var done []*Round
 	warned := false
 	for {
-		if e.clock.Load() == s {
-			e.tick(&c)
-		}
 		err := s.readBatch()
 		if e.stall != nil {
 			e.stall(s)
@@ -682,9 +787,7 @@ func (e *Engine) receive(s *socket) {
 			if s.closed.Load() {
 				return
 			}
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				e.receiveError(err, &warned)
-			}
+			e.receiveError(err, &warned)
 			continue
 		}
 		// s.readMu is held: a drain waits until the batch is handled.
@@ -840,6 +943,7 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 		return done
 	}
 	rtt := roundTrip(rxNs-sl.sentNs, readMono-sl.sentMono)
+	e.landed(sl, rs)
 	if rtt > rs.timeoutNs {
 		// Its deadline has passed but not been processed yet: late, like any other.
 		sl.state = slotExpired
@@ -850,6 +954,13 @@ func (e *Engine) reply(s *socket, p *packet, payloadLen int, from [16]byte, rxNs
 	sl.state = slotAnswered
 	e.stats.Received++
 	return e.settle(sl.round, sl.ping, time.Duration(rtt), done)
+}
+
+// landed takes a probe that is still in flight off the count and its deadline off the
+// timer wheel's, so that the deadline does not wake the clock goroutine for nothing.
+func (e *Engine) landed(sl *slot, rs *roundState) {
+	e.flying--
+	e.wheel.cancel(ticksCeil(sl.sentMono + rs.timeoutNs))
 }
 
 // genuine reports whether the payload of an echo reply or of the request an ICMP error
@@ -895,6 +1006,7 @@ func (e *Engine) icmpError(s *socket, p *packet, done []*Round) []*Round {
 		e.stats.UnverifiedErrors++
 		return done
 	}
+	e.landed(sl, &e.rounds[sl.round])
 	sl.state = slotExpired
 	e.stats.ICMPErrors++
 	return e.settle(sl.round, sl.ping, Lost, done)

@@ -41,28 +41,40 @@ func patternIntact(payload []byte) bool {
 	return true
 }
 
-// writeEcho fills in an echo request's header, serial and MAC in place; the filler after
-// them is already in msg. On IPv4 raw sockets we compute the checksum; the kernel does it
-// for ICMPv6 and for datagram sockets, where it also sets the identifier.
-func writeEcho(msg []byte, v6 bool, id, seq uint16, serial, mac uint64) {
+// echoHeadLen is the part of an echo request written per probe: the ICMP header, the
+// serial and its MAC. The filler after it is the same for every probe of a size.
+const echoHeadLen = icmpHeaderLen + MinSize
+
+// writeEcho fills in an echo request's header, serial and MAC in head, which is sent
+// followed by filler, the rest of the payload: so many probes can share one filler. On
+// IPv4 raw sockets we compute the checksum; the kernel does it for ICMPv6 and for
+// datagram sockets, where it also sets the identifier.
+func writeEcho(head, filler []byte, v6 bool, id, seq uint16, serial, mac uint64) {
 	if v6 {
-		msg[0] = icmp6Echo
+		head[0] = icmp6Echo
 	} else {
-		msg[0] = icmp4Echo
+		head[0] = icmp4Echo
 	}
-	msg[1] = 0
-	msg[2], msg[3] = 0, 0
-	binary.BigEndian.PutUint16(msg[4:], id)
-	binary.BigEndian.PutUint16(msg[6:], seq)
-	binary.BigEndian.PutUint64(msg[icmpHeaderLen+payloadSerialOffset:], serial)
-	binary.BigEndian.PutUint64(msg[icmpHeaderLen+payloadMACOffset:], mac)
+	head[1] = 0
+	head[2], head[3] = 0, 0
+	binary.BigEndian.PutUint16(head[4:], id)
+	binary.BigEndian.PutUint16(head[6:], seq)
+	binary.BigEndian.PutUint64(head[icmpHeaderLen+payloadSerialOffset:], serial)
+	binary.BigEndian.PutUint64(head[icmpHeaderLen+payloadMACOffset:], mac)
 	if !v6 {
-		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+		// head has an even length, so the filler's 16-bit words line up with the message's.
+		binary.BigEndian.PutUint16(head[2:], fold(sum16(head[:echoHeadLen])+sum16(filler)))
 	}
 }
 
 // checksum is the Internet checksum (RFC 1071).
 func checksum(b []byte) uint16 {
+	return fold(sum16(b))
+}
+
+// sum16 adds up b as big-endian 16-bit words, an odd last byte padded with zero. It does
+// not overflow for the 64 KiB of the largest message.
+func sum16(b []byte) uint32 {
 	var sum uint32
 	for len(b) >= 2 {
 		sum += uint32(b[0])<<8 | uint32(b[1])
@@ -71,6 +83,11 @@ func checksum(b []byte) uint16 {
 	if len(b) == 1 {
 		sum += uint32(b[0]) << 8
 	}
+	return sum
+}
+
+// fold turns a sum of 16-bit words into the Internet checksum.
+func fold(sum uint32) uint16 {
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff
 	}

@@ -12,7 +12,7 @@ import (
 //	go test -run '^$' -fuzz FuzzParseICMP -fuzztime 1m ./pinger/
 func FuzzParseICMP(f *testing.F) {
 	echo := make([]byte, icmpHeaderLen+DefaultSize)
-	writeEcho(echo, false, 0x1234, 7, 0xfeedface, 42)
+	writeEcho(echo[:echoHeadLen], echo[echoHeadLen:], false, 0x1234, 7, 0xfeedface, 42)
 	reply := append([]byte(nil), echo...)
 	reply[0] = icmp4EchoReply
 	f.Add(reply, false)

@@ -12,7 +12,7 @@ func echoMessage(t *testing.T, v6 bool, typ byte, size int) []byte {
 	t.Helper()
 	msg := make([]byte, icmpHeaderLen+size)
 	fillPattern(msg[icmpHeaderLen:])
-	writeEcho(msg, v6, 0x1234, 0xbeef, 0xc00c1e, 42)
+	writeEcho(msg[:echoHeadLen], msg[echoHeadLen:], v6, 0x1234, 0xbeef, 0xc00c1e, 42)
 	msg[0] = typ
 	return msg
 }

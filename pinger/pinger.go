@@ -77,6 +77,15 @@ type Options struct {
 	RecvBuffer int
 	// Logger receives the socket mode and rare events; nil discards them.
 	Logger *slog.Logger
+	// PromptReplies reads each reply as soon as it arrives, at the cost of a wake-up of
+	// the process per reply (or per burst of replies), so that a round's Done is called as
+	// soon as its last reply is in: an interactive ping wants that. Otherwise replies are
+	// read in batches when the engine wakes up anyway, to send or to expire deadlines, and
+	// at least every 100 ms while probes are in flight; their RTTs are the same, taken
+	// from the kernel's receive timestamps, only Done comes up to 100 ms later. Sockets
+	// without kernel receive timestamps (some emulators and old kernels) always read
+	// replies at once, since there an RTT ends when its reply is read.
+	PromptReplies bool
 }
 
 // Round is one target's batch of pings. The caller fills in the request fields, submits

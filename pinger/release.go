@@ -56,8 +56,7 @@ func (e *Engine) Release(v6 bool, source netip.Addr, iface string) {
 
 // retire takes a released group whose last round has completed out of the engine: its
 // blocks are freed and its sockets handed to Run to close, which ends their receive
-// goroutines. If the clock socket is among them, another socket takes over the timer
-// wheel. Called with e.mu held.
+// goroutines. Called with e.mu held.
 func (e *Engine) retire(g *group) {
 	delete(e.groups, g.key)
 	for _, bi := range g.blocks {
@@ -74,14 +73,6 @@ func (e *Engine) retire(g *group) {
 		s.blocks = nil // what still arrives on it is foreign
 		e.socks = slices.DeleteFunc(e.socks, func(o *socket) bool { return o == s })
 		e.retired = append(e.retired, s)
-	}
-	if slices.Contains(g.socks, e.clock.Load()) {
-		var next *socket
-		if len(e.socks) > 0 {
-			next = e.socks[0]
-		}
-		e.clock.Store(next)
-		e.arm(0) // wakes the new clock goroutine, which fires what is due and re-arms
 	}
 	e.poke()
 }

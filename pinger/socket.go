@@ -25,8 +25,10 @@ type socketKey struct {
 	tos    uint8
 }
 
-// Receive batching: replies arrive in bursts, and one recvmmsg call takes a batch.
+// Receive batching: replies arrive in bursts, and one recvmmsg call takes a batch. Send
+// batching: the pings due in one tick go out with one sendmmsg call per socket.
 const (
+	sendBatch   = 64
 	recvBatch   = 64
 	recvBufSize = 2048 // payloads beyond this are checked as far as they were copied
 	controlSize = 128  // room for a timestamp or an ICMP error report
@@ -46,10 +48,18 @@ type socket struct {
 	v6       bool
 	id       uint16  // datagram sockets: the identifier the kernel assigned
 	blocks   []int32 // indices into Engine.blocks, in identifier order; guarded by Engine.mu
-	started  bool    // a receive goroutine reads it; guarded by Engine.mu
+	prompt   bool    // replies are read at once, by a receive goroutine of its own; set once, under Engine.mu
+	started  bool    // that goroutine runs; guarded by Engine.mu
 
-	sendBuf []byte                // filler written once; header, serial and MAC per send
-	sendTo  unix.RawSockaddrInet6 // large enough for either family
+	// The send queue, which the engine fills and flushes under its lock. Message i is
+	// outHeads[i] (header, serial and MAC) followed by the shared filler.
+	filler   []byte // the payload pattern, written once: payload byte i is filler[i]
+	outHdrs  []unix.Mmsghdr
+	outIovs  []unix.Iovec // two per message: its head and the filler
+	outHeads [][echoHeadLen]byte
+	outTo    []unix.RawSockaddrInet6 // large enough for either family
+	outSlots []int32                 // the probe slot of each queued message
+	outErrs  []unix.Errno            // after a flush: each message's error, or 0
 
 	readMu sync.Mutex // guards the receive buffers and the results below
 	hdrs   []unix.Mmsghdr
@@ -96,8 +106,9 @@ func openSocket(key socketKey, datagram bool, idBase uint16, rcvbuf int) (*socke
 		s.file.Close()
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	s.sendBuf = make([]byte, icmpHeaderLen+MaxSize)
-	fillPattern(s.sendBuf[icmpHeaderLen:])
+	s.filler = make([]byte, MaxSize)
+	fillPattern(s.filler)
+	s.initSend()
 	s.initRecv()
 	s.readFn = s.read
 	s.recvFn = s.recv
@@ -312,8 +323,8 @@ func (s *socket) read(fd uintptr) bool {
 
 // readBatch waits for a batch of messages and receives it: s.nread messages, or the
 // receive call's error in s.readErr. It returns an error only when the wait ended with
-// nothing received: the read deadline passed or the socket was closed. Otherwise s.readMu
-// is held, and the caller unlocks it once it is done with the batch.
+// nothing received, as when the socket was closed. Otherwise s.readMu is held, and the
+// caller unlocks it once it is done with the batch.
 func (s *socket) readBatch() error {
 	return s.rc.Read(s.readFn)
 }
@@ -424,28 +435,70 @@ func timespecNs(b []byte) int64 {
 	return 0
 }
 
-// send transmits one echo request of n bytes from sendBuf to dst.
-func (s *socket) send(n int, dst *[16]byte, zone uint32) error {
-	var salen uintptr
+func (s *socket) initSend() {
+	s.outHdrs = make([]unix.Mmsghdr, sendBatch)
+	s.outIovs = make([]unix.Iovec, 2*sendBatch)
+	s.outHeads = make([][echoHeadLen]byte, sendBatch)
+	s.outTo = make([]unix.RawSockaddrInet6, sendBatch)
+	s.outSlots = make([]int32, 0, sendBatch)
+	s.outErrs = make([]unix.Errno, sendBatch)
+	for i := range s.outHdrs {
+		s.outIovs[2*i].Base = &s.outHeads[i][0]
+		s.outIovs[2*i].SetLen(echoHeadLen)
+		s.outIovs[2*i+1].Base = &s.filler[MinSize]
+		h := &s.outHdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.outTo[i]))
+		h.Iov = &s.outIovs[2*i]
+		h.SetIovlen(2)
+	}
+}
+
+// queue adds an echo request with a payload of size bytes to dst to the send queue, for
+// the probe in slot si, and returns the head of the message for the caller to write. The
+// queue must not be full.
+func (s *socket) queue(si int32, size int, dst *[16]byte, zone uint32) []byte {
+	i := len(s.outSlots)
+	s.outSlots = append(s.outSlots, si)
+	s.outIovs[2*i+1].SetLen(size - MinSize)
+	h := &s.outHdrs[i].Hdr
+	sa := &s.outTo[i]
 	if s.v6 {
-		sa := &s.sendTo
 		sa.Family = unix.AF_INET6
 		sa.Addr = *dst
 		sa.Scope_id = zone
-		salen = unix.SizeofSockaddrInet6
+		h.Namelen = unix.SizeofSockaddrInet6
 	} else {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.sendTo))
-		sa.Family = unix.AF_INET
-		copy(sa.Addr[:], dst[12:])
-		salen = unix.SizeofSockaddrInet4
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		copy(sa4.Addr[:], dst[12:])
+		h.Namelen = unix.SizeofSockaddrInet4
 	}
+	return s.outHeads[i][:]
+}
+
+// queueFull reports whether the send queue must be flushed before the next queue.
+func (s *socket) queueFull() bool {
+	return len(s.outSlots) == sendBatch
+}
+
+// flush transmits the queued messages with as few sendmmsg calls as errors allow, and
+// leaves each message's error, or 0, in outErrs. The caller empties outSlots.
+func (s *socket) flush() {
+	n := len(s.outSlots)
 	retried := false
-	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&s.sendBuf[0])),
-			uintptr(n), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&s.sendTo)), salen)
+	for off := 0; off < n; {
+		sent, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.outHdrs[off])),
+			uintptr(n-off), unix.MSG_DONTWAIT, 0, 0)
 		switch {
+		case errno == 0 && sent > 0:
+			// A message's error after the first is not reported: the next call
+			// starts with that message and reports it.
+			clear(s.outErrs[off : off+int(sent)])
+			off += int(sent)
+			retried = false
+			continue
 		case errno == 0:
-			return nil
+			errno = unix.EAGAIN // nothing sent and no reason given: do not spin
 		case errno == unix.EINTR:
 			continue
 		case s.datagram && !retried && errno != unix.EAGAIN && errno != unix.ENOBUFS:
@@ -454,7 +507,9 @@ func (s *socket) send(n int, dst *[16]byte, zone uint32) error {
 			retried = true
 			continue
 		}
-		return errno
+		s.outErrs[off] = errno
+		off++
+		retried = false
 	}
 }
 

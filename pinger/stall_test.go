@@ -12,8 +12,9 @@ import (
 // TestScriptedStall stops an engine goroutine for longer than the timeout while a reply
 // that arrived in time waits to be handled, as a stop of the whole process would (SIGSTOP,
 // a paused VM, a long GC pause): the ping must count as answered, with the round-trip
-// time the kernel measured, not as lost. The goroutine stops either before it reads the
-// reply, or after reading it and before handling it, while the clock goroutine goes on.
+// time the kernel measured, not as lost. Either the clock goroutine stops when it wakes
+// up, with the reply still queued, or a receive goroutine stops after reading the reply
+// and before handling it, while the clock goroutine goes on.
 func TestScriptedStall(t *testing.T) {
 	pingtest.RequireRoot(t)
 	link := pingtest.NewLink(t)
@@ -25,25 +26,34 @@ func TestScriptedStall(t *testing.T) {
 	tests := []struct {
 		name   string
 		target netip.Addr
-		// openIPv4 opens the IPv4 socket first, so that it runs the timer wheel and the
-		// target's IPv6 socket has a goroutine of its own
+		prompt bool // Options.PromptReplies
+		// openIPv4 opens the IPv4 socket first, so that the target's IPv6 socket is not
+		// the only one
 		openIPv4 bool
+		// clock stops the clock goroutine; otherwise the target socket's receive goroutine
+		clock bool
 	}{
-		// The clock goroutine stops when it wakes to send the second ping; the first
-		// reply arrives meanwhile and is still queued when the goroutine goes on.
-		{"reply queued on the clock socket", pingtest.Target4(0), false},
+		// The clock goroutine stops when it wakes after the first send; the first reply
+		// arrives meanwhile and is still queued when the goroutine goes on and finds
+		// the first ping's deadline passed.
+		{"reply queued, replies read in batches", pingtest.Target4(0), false, false, true},
+		{"reply queued, replies read at once", pingtest.Target4(0), true, false, true},
 		// The IPv6 goroutine stops after reading the first reply; the clock goroutine
 		// reaches both pings' deadlines meanwhile.
-		{"reply read on another socket", pingtest.Target6(0), true},
+		{"reply read on another socket", pingtest.Target6(0), true, true, false},
 	}
 	for _, mode := range []Mode{ModeRaw, ModeDatagram} {
 		for _, tt := range tests {
 			t.Run(mode.String()+"/"+tt.name, func(t *testing.T) {
-				e := New(Options{Mode: mode})
+				e := New(Options{Mode: mode, PromptReplies: tt.prompt})
 				e.openIn = link.Client.Do
 				var stalled atomic.Bool
 				e.stall = func(s *socket) {
-					if s.v6 == tt.target.Is6() && e.Stats().Sent > 0 && stalled.CompareAndSwap(false, true) {
+					mine := s == nil
+					if !tt.clock {
+						mine = s != nil && s.v6 == tt.target.Is6()
+					}
+					if mine && e.Stats().Sent > 0 && stalled.CompareAndSwap(false, true) {
 						time.Sleep(stall)
 					}
 				}

@@ -11,7 +11,8 @@ const (
 // event is one entry of the timer wheel. check guards against stale entries: the round's
 // generation for sends, the probe's serial for deadlines. Stale entries are skipped when
 // they fire instead of being removed when they become stale, which keeps the wheel free
-// of pointers and of per-entry bookkeeping.
+// of pointers and of per-entry bookkeeping; but they must not wake the engine, so the
+// wheel counts the live events of each bucket, and cancel takes one off the count.
 type event struct {
 	at    int64 // tick at which it fires
 	check uint64
@@ -24,15 +25,21 @@ type event struct {
 // capacity, so in steady state nothing is allocated.
 type wheel struct {
 	buckets [][]event
+	live    []int32 // per bucket: events held that are not stale
 	mask    int64
 	next    int64 // first tick not yet processed
-	n       int   // events held
+	n       int   // live events held
 	due     []event
+	// alive reports whether an event is still live; advance asks it about the events it
+	// keeps for later turns, to recount their bucket.
+	alive func(event) bool
 }
 
-// newWheel makes a wheel of size buckets; size must be a power of two.
-func newWheel(size int, now int64) *wheel {
-	return &wheel{buckets: make([][]event, size), mask: int64(size - 1), next: now}
+// newWheel makes a wheel of size buckets; size must be a power of two. alive tells live
+// events from stale ones.
+func newWheel(size int, now int64, alive func(event) bool) *wheel {
+	return &wheel{buckets: make([][]event, size), live: make([]int32, size), mask: int64(size - 1),
+		next: now, alive: alive}
 }
 
 // add schedules ev; an event in the past fires at the next advance.
@@ -40,13 +47,27 @@ func (w *wheel) add(ev event) {
 	if ev.at < w.next {
 		ev.at = w.next
 	}
-	b := &w.buckets[ev.at&w.mask]
-	*b = append(*b, ev)
+	i := ev.at & w.mask
+	w.buckets[i] = append(w.buckets[i], ev)
+	w.live[i]++
 	w.n++
 }
 
-// advance collects every event due at or before tick now, in tick order, and returns
-// them. The result is only valid until the next call.
+// cancel says that an event added for tick at has become stale before it fired, so that
+// it no longer keeps the engine awake. The event stays in its bucket until the wheel
+// passes it.
+func (w *wheel) cancel(at int64) {
+	if at < w.next {
+		return // passed already, or added in the past: its bucket was recounted
+	}
+	if i := at & w.mask; w.live[i] > 0 {
+		w.live[i]--
+		w.n--
+	}
+}
+
+// advance collects every event due at or before tick now, stale ones included, in tick
+// order, and returns them. The result is only valid until the next call.
 func (w *wheel) advance(now int64) []event {
 	w.due = w.due[:0]
 	if now < w.next {
@@ -57,30 +78,35 @@ func (w *wheel) advance(now int64) []event {
 		ticks = int64(len(w.buckets))
 	}
 	for t := w.next; t < w.next+ticks; t++ {
-		b := &w.buckets[t&w.mask]
+		i := t & w.mask
+		b := &w.buckets[i]
 		keep := (*b)[:0]
+		live := int32(0)
 		for _, ev := range *b {
-			if ev.at <= now {
+			switch {
+			case ev.at <= now:
 				w.due = append(w.due, ev)
-			} else {
+			case w.alive(ev):
 				keep = append(keep, ev)
+				live++
 			}
 		}
 		*b = keep
+		w.n += int(live - w.live[i])
+		w.live[i] = live
 	}
-	w.n -= len(w.due)
 	w.next = now + 1
 	return w.due
 }
 
-// nextTick returns the tick of the earliest non-empty bucket, which is no later than the
-// earliest event, and false when the wheel is empty.
+// nextTick returns the tick of the earliest bucket with a live event, which is no later
+// than the earliest live event, and false when the wheel holds none.
 func (w *wheel) nextTick() (int64, bool) {
-	if w.n == 0 {
+	if w.n <= 0 {
 		return 0, false
 	}
 	for t := w.next; t < w.next+int64(len(w.buckets)); t++ {
-		if len(w.buckets[t&w.mask]) > 0 {
+		if w.live[t&w.mask] > 0 {
 			return t, true
 		}
 	}

@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// alwaysLive is the liveness of a wheel whose events never go stale.
+func alwaysLive(event) bool { return true }
+
 func TestWheel(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -20,7 +23,7 @@ func TestWheel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWheel(16, 0)
+			w := newWheel(16, 0, alwaysLive)
 			for i, at := range tt.add {
 				w.add(event{at: at, idx: int32(i)})
 			}
@@ -42,7 +45,7 @@ func TestWheel(t *testing.T) {
 }
 
 func TestWheelNextTick(t *testing.T) {
-	w := newWheel(16, 0)
+	w := newWheel(16, 0, alwaysLive)
 	if _, ok := w.nextTick(); ok {
 		t.Fatal("empty wheel reports a next tick")
 	}
@@ -55,5 +58,58 @@ func TestWheelNextTick(t *testing.T) {
 	got, ok := w.nextTick()
 	if !ok || got > 40 {
 		t.Errorf("nextTick = %d, %v; want a tick no later than 40", got, ok)
+	}
+}
+
+// TestWheelCancel checks that stale events do not make the wheel report a next tick, and
+// that events kept for a later turn that went stale without a cancel are recounted when
+// the wheel passes their bucket.
+func TestWheelCancel(t *testing.T) {
+	tests := []struct {
+		name     string
+		add      []int64 // ticks of events added at tick 0; event i has idx i
+		cancel   []int   // events cancelled (made stale and cancelled)
+		stale    []int   // events made stale without a cancel
+		advance  int64   // -1: none
+		wantNext int64   // -1: no next tick
+	}{
+		{"nothing cancelled", []int64{5, 9}, nil, nil, -1, 5},
+		{"earliest cancelled", []int64{5, 9}, []int{0}, nil, -1, 9},
+		{"all cancelled", []int64{5, 9}, []int{0, 1}, nil, -1, -1},
+		{"one of a bucket cancelled", []int64{5, 5, 9}, []int{0}, nil, -1, 5},
+		{"later turn cancelled", []int64{3, 3 + 16}, []int{1}, nil, 3, -1},
+		{"later turn stale, recounted", []int64{3, 3 + 16, 10}, nil, []int{1}, 3, 10},
+		{"cancel of a passed tick ignored", []int64{3, 8}, []int{0}, nil, 4, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stale := map[int32]bool{}
+			w := newWheel(16, 0, func(ev event) bool { return !stale[ev.idx] })
+			for i, at := range tt.add {
+				w.add(event{at: at, idx: int32(i)})
+			}
+			for _, i := range tt.stale {
+				stale[int32(i)] = true
+			}
+			for _, i := range tt.cancel {
+				stale[int32(i)] = true
+				if tt.add[i] >= tt.advance {
+					w.cancel(tt.add[i])
+				}
+			}
+			if tt.advance >= 0 {
+				w.advance(tt.advance)
+				for _, i := range tt.cancel {
+					w.cancel(tt.add[i]) // a second cancel, or one after the tick: ignored
+				}
+			}
+			got, ok := w.nextTick()
+			if !ok {
+				got = -1
+			}
+			if got != tt.wantNext {
+				t.Errorf("nextTick = %d, want %d", got, tt.wantNext)
+			}
+		})
 	}
 }
