@@ -374,7 +374,7 @@ func readTargetFile(name string, stdin io.Reader) ([]string, error) {
 // pingTargets runs one round per target on a fresh engine, their first pings spread
 // evenly, and returns when all are done or ctx is cancelled (the rest then count as lost).
 func pingTargets(ctx context.Context, c pingConfig, targets []target, log *slog.Logger) ([]*pinger.Round, error) {
-	engine := pinger.New(pinger.Options{Logger: log})
+	engine := pinger.New(pinger.Options{Logger: log, PromptReplies: true})
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- engine.Run(runCtx) }()
