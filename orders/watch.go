@@ -513,12 +513,17 @@ func (w *Watcher) id(path string) (string, bool) {
 	return filepath.ToSlash(rel), true
 }
 
-// changed handles the paths named by a batch of events.
+// changed handles the paths named by a batch of events. A directory made, renamed or
+// removed ends the batch with a full scan: inotify tells of a renamed directory with
+// two events that may reach the watcher apart, or, under load, a directory renamed
+// away and another made under its name may look like one directory changed; only a
+// scan tells the orders that went from those that came.
 func (w *Watcher) changed(fw *fsnotify.Watcher, paths map[string]bool) {
+	rescan := false
 	for path := range paths {
 		if path == w.orders || path == w.telegraf {
 			// Made, removed or replaced as a whole.
-			w.scan(fw)
+			rescan = true
 			continue
 		}
 		if rel, err := filepath.Rel(w.telegraf, path); err == nil && !strings.HasPrefix(rel, "..") {
@@ -531,28 +536,36 @@ func (w *Watcher) changed(fw *fsnotify.Watcher, paths map[string]bool) {
 		fi, err := os.Stat(path)
 		switch {
 		case err == nil && fi.IsDir():
-			// Made, or its permissions changed: it may not be watched yet.
-			if !Ignored(fi.Name()) {
-				w.addWatches(fw, path)
-				w.walk(id)
-			}
+			// Made, renamed into place, or its permissions changed.
+			rescan = rescan || !Ignored(fi.Name())
 		case err == nil:
 			if !hiddenPath(id) {
 				w.check(id, path)
 			}
 		case errors.Is(err, fs.ErrNotExist):
-			// Gone: the order itself, or a directory with orders below it.
-			for kid := range w.known {
-				if below(kid, id) {
-					if _, err := os.Stat(w.path(kid)); errors.Is(err, fs.ErrNotExist) {
-						w.forget(kid)
-					}
-				}
+			if w.known[id] != nil {
+				w.forget(id)
+				continue
 			}
+			// A directory, gone with the orders below it.
+			rescan = rescan || w.knownBelow(id)
 		}
 		// Otherwise it cannot be told (its directory cannot be searched, say); the
 		// next scan reports why.
 	}
+	if rescan {
+		w.scan(fw)
+	}
+}
+
+// knownBelow reports whether an order below the directory dir (an id) is known.
+func (w *Watcher) knownBelow(dir string) bool {
+	for id := range w.known {
+		if below(id, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // hiddenPath reports whether any element of an id is ignored.

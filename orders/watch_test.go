@@ -191,7 +191,7 @@ func (h *harness) wait(what string, cond func([]event) bool) []event {
 		select {
 		case <-h.rec.notify:
 		case <-deadline.C:
-			h.t.Fatalf("timed out waiting for %s; events:\n%s", what, format(evs))
+			h.t.Fatalf("timed out waiting for %s; events:\n%s\nthe watcher's log:\n%s", what, format(evs), h.log)
 		}
 	}
 }
@@ -1327,6 +1327,58 @@ func TestWatchRenamedDirectories(t *testing.T) {
 		if strings.HasPrefix(e.id, "staging") || strings.Contains(e.id, "orders") {
 			t.Errorf("unexpected %v", e)
 		}
+	}
+}
+
+// TestChangedDirectoryRescans: a batch of events that names only a directory, as when
+// under load a directory renamed away and another made under its name reach the watcher
+// as one changed directory, is enough to tell the orders that went from those that came.
+func TestChangedDirectoryRescans(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []string // the paths the batch names, below orders/
+	}{
+		{"the old name only", []string{"b"}},
+		{"the new name only", []string{"a"}},
+		{"both", []string{"a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.put("b/x", validOrder("x.example"))
+			h.put("b/sub/y", validOrder("y.example"))
+			w := NewWatcher(h.base, h.rec, Options{})
+			fw, err := fsnotify.NewWatcher()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fw.Close()
+			w.scan(fw)
+			if err := os.Rename(filepath.Join(h.orders, "b"), filepath.Join(h.orders, "a")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(h.orders, "b"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			before := len(h.rec.snapshot())
+			paths := make(map[string]bool)
+			for _, p := range tt.events {
+				paths[filepath.Join(h.orders, p)] = true
+			}
+			w.changed(fw, paths)
+
+			var got []string
+			for _, e := range h.rec.snapshot()[before:] {
+				if e.kind != "scanned" {
+					got = append(got, e.kind+" "+e.id)
+				}
+			}
+			slices.Sort(got)
+			want := []string{"remove b/sub/y", "remove b/x", "update a/sub/y", "update a/x"}
+			if !slices.Equal(got, want) {
+				t.Errorf("events %q, want %q", got, want)
+			}
+		})
 	}
 }
 
