@@ -1,5 +1,7 @@
 package pinger
 
+import "math"
+
 // eventKind says what a timer wheel event does when it fires.
 type eventKind uint8
 
@@ -99,16 +101,32 @@ func (w *wheel) advance(now int64) []event {
 	return w.due
 }
 
-// nextTick returns the tick of the earliest bucket with a live event, which is no later
-// than the earliest live event, and false when the wheel holds none.
+// nextTick returns the tick of the earliest live event, and false when the wheel holds
+// none. An event that went stale without a cancel may make it early, never late. It
+// looks past the current turn when nothing is due in it, so that a wheel whose events are
+// all more than a turn away (a ping every few seconds) does not wake the engine once a
+// turn for nothing.
 func (w *wheel) nextTick() (int64, bool) {
 	if w.n <= 0 {
 		return 0, false
 	}
-	for t := w.next; t < w.next+int64(len(w.buckets)); t++ {
-		if w.live[t&w.mask] > 0 {
-			return t, true
+	end := w.next + int64(len(w.buckets))
+	earliest := int64(math.MaxInt64)
+	for t := w.next; t < end; t++ {
+		i := t & w.mask
+		if w.live[i] == 0 {
+			continue
+		}
+		for _, ev := range w.buckets[i] {
+			switch {
+			case ev.at == t:
+				// Due in this turn: nothing live is earlier, since the buckets before
+				// held nothing due in it.
+				return t, true
+			case ev.at < earliest && w.alive(ev):
+				earliest = ev.at
+			}
 		}
 	}
-	return w.next, true
+	return earliest, earliest != math.MaxInt64
 }

@@ -45,19 +45,37 @@ func TestWheel(t *testing.T) {
 }
 
 func TestWheelNextTick(t *testing.T) {
-	w := newWheel(16, 0, alwaysLive)
-	if _, ok := w.nextTick(); ok {
-		t.Fatal("empty wheel reports a next tick")
+	tests := []struct {
+		name    string
+		add     []int64 // ticks of events added at tick 0
+		advance int64   // -1: none
+		want    int64   // -1: no next tick
+	}{
+		{"empty", nil, -1, -1},
+		{"the earliest of a turn", []int64{40, 9}, -1, 9},
+		{"after an advance", []int64{40, 9}, 9, 40},
+		{"only later turns", []int64{3 + 32, 5 + 16}, -1, 5 + 16},
+		{"a later turn and this one", []int64{2 + 16, 7}, -1, 7},
+		{"the same bucket, a later turn first", []int64{4 + 32, 4 + 16}, -1, 4 + 16},
+		{"the same bucket, this turn last", []int64{4 + 16, 4}, -1, 4},
 	}
-	w.add(event{at: 40})
-	w.add(event{at: 9})
-	if got, ok := w.nextTick(); !ok || got != 8 && got != 9 {
-		t.Errorf("nextTick = %d, %v; want 9 (the earliest non-empty bucket)", got, ok)
-	}
-	w.advance(9)
-	got, ok := w.nextTick()
-	if !ok || got > 40 {
-		t.Errorf("nextTick = %d, %v; want a tick no later than 40", got, ok)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWheel(16, 0, alwaysLive)
+			for _, at := range tt.add {
+				w.add(event{at: at})
+			}
+			if tt.advance >= 0 {
+				w.advance(tt.advance)
+			}
+			got, ok := w.nextTick()
+			switch {
+			case tt.want < 0 && ok:
+				t.Errorf("nextTick = %d, want none", got)
+			case tt.want >= 0 && (!ok || got != tt.want):
+				t.Errorf("nextTick = %d, %v; want %d", got, ok, tt.want)
+			}
+		})
 	}
 }
 
@@ -80,6 +98,8 @@ func TestWheelCancel(t *testing.T) {
 		{"later turn cancelled", []int64{3, 3 + 16}, []int{1}, nil, 3, -1},
 		{"later turn stale, recounted", []int64{3, 3 + 16, 10}, nil, []int{1}, 3, 10},
 		{"cancel of a passed tick ignored", []int64{3, 8}, []int{0}, nil, 4, 8},
+		{"later turns, the earliest stale", []int64{5 + 16, 9 + 32}, nil, []int{0}, -1, 9 + 32},
+		{"later turns, all stale", []int64{5 + 16}, nil, []int{0}, -1, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

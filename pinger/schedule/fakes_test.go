@@ -362,9 +362,19 @@ func icmpOrder(t *testing.T, id, host string, step, pings int, extra ...string) 
 	return order(t, id, text)
 }
 
-// firstStart is where an order loaded at start-up has its first round.
-func firstStart(o *orders.Order, now time.Time) time.Time {
-	return slotAfter(now, o.Step, phaseOf(o.ID, o.Step), time.Time{})
+// firstStart is where an order loaded at start-up has its first round, when the orders
+// loaded with it (and it) send rate pings a second; the rate of o alone if not given.
+func firstStart(o *orders.Order, now time.Time, rate ...float64) time.Time {
+	return slotAfter(now, o.Step, placeOf(o, append(rate, pingRate(o))[0]), time.Time{})
+}
+
+// placeOf is where in each step the rounds of an order start, at a packet rate.
+func placeOf(o *orders.Order, rate float64) time.Duration {
+	q := grid
+	if gap, _ := o.Timing(); o.FPing != nil && o.FPing.Interval == 0 {
+		q = quantum(rate, gap)
+	}
+	return phaseOf(o.ID, o.Step).Truncate(q)
 }
 
 func newTestLogger(b *storetest.LogBuffer) *slog.Logger {

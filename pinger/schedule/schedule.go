@@ -109,6 +109,7 @@ type Scheduler struct {
 	jobs    map[string]*job
 	sockets map[socketKey]int // orders per source or interface of their own
 	queue   jobQueue          // jobs waiting for their next round, earliest first
+	rate    float64           // pings a second of the ICMP orders, for quantum
 	running bool              // the first scan is over: new orders start within a second
 	wake    chan struct{}
 
@@ -214,7 +215,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 				// starved): its slot is gone, and a round started now would be stamped
 				// with a time in which nothing was measured.
 				skipped, behind = skipped+1, max(behind, late)
-				s.enqueue(j, slotAfter(now, j.order.Step, j.phase, j.last))
+				s.enqueue(j, s.slotAfter(now, j))
 				continue
 			}
 			s.start(ctx, j)
@@ -257,6 +258,7 @@ func (s *Scheduler) Update(o *orders.Order) {
 	s.log.Info(verb, "id", o.ID, "user", o.User, "target", o.Target(), "step", int(o.Step/time.Second), "pings", o.Pings)
 	old := j.order
 	j.order = o
+	s.rate += pingRate(o) - pingRate(old)
 	s.useSocket(o, 1)
 	s.useSocket(old, -1)
 	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) {
@@ -277,8 +279,9 @@ func (s *Scheduler) Update(o *orders.Order) {
 		// it would stop the order until then.)
 		j.last = written.Add(o.Step)
 	}
-	next := slotAfter(now, o.Step, j.phase, j.last)
-	if soon := onGrid(now).Add(time.Duration(hashOf(o.ID)%uint64(firstRoundSpread/grid)) * grid); s.running && old == nil &&
+	next := s.slotAfter(now, j)
+	q := s.quantum(o)
+	if soon := ceilTo(now, q).Add(time.Duration(hashOf(o.ID)%uint64(firstRoundSpread/q)) * q); s.running && old == nil &&
 		(j.last.IsZero() || store.Stamp(soon, o.Step).After(store.Stamp(j.last, o.Step))) {
 		next = soon
 	}
@@ -295,6 +298,7 @@ func (s *Scheduler) Remove(id string, why orders.Reason) {
 		}
 		delete(s.jobs, id)
 		s.useSocket(j.order, -1)
+		s.rate -= pingRate(j.order)
 		s.log.Info("removed order", "id", id, "reason", why.String())
 	}
 	s.mu.Unlock()
@@ -347,8 +351,8 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	}
 	gap, timeout := o.Timing()
 	if o.FPing.Interval == 0 {
-		// Perl's gap, to the grid: the pings of many orders go out together.
-		gap = gap.Truncate(grid)
+		// Perl's gap, to the quantum: the pings of many orders go out together.
+		gap = gap.Truncate(s.quantum(o))
 	}
 	r := &j.round
 	r.Source, r.Interface = o.FPing.Source, o.FPing.Interface
@@ -522,7 +526,40 @@ func (s *Scheduler) finish(j *job, rtts []time.Duration) {
 	default:
 		s.writers.add(store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts})
 	}
-	s.enqueue(j, slotAfter(time.Now(), j.order.Step, j.phase, j.last))
+	now := time.Now()
+	next := s.slotAfter(now, j)
+	// The end of the step after the last round's, in which the next round belongs.
+	if end := store.Stamp(j.last, j.order.Step).Add(3 * j.order.Step); !next.Before(end) && now.Before(end) {
+		// The round ran past the next one's place (a first round soon after the order
+		// came, a slow program): the next starts at once, late in its own step, rather
+		// than leave that step without a result. Later rounds drift back to their place.
+		next = ceilTo(now, s.quantum(j.order))
+	}
+	s.enqueue(j, next)
+}
+
+// slotAfter is the start of j's next round at or after t: at its phase, truncated to
+// its quantum. s.mu is held.
+func (s *Scheduler) slotAfter(t time.Time, j *job) time.Time {
+	return slotAfter(t, j.order.Step, j.phase.Truncate(s.quantum(j.order)), j.last)
+}
+
+// quantum is the resolution of o's sends at the current packet rate; the finest grid
+// for orders that set their interval or run a program. s.mu is held.
+func (s *Scheduler) quantum(o *orders.Order) time.Duration {
+	if o.FPing == nil || o.FPing.Interval != 0 {
+		return grid
+	}
+	gap, _ := o.Timing()
+	return quantum(s.rate, gap)
+}
+
+// pingRate is the pings a second of an ICMP order, 0 for others and for nil.
+func pingRate(o *orders.Order) float64 {
+	if o == nil || o.FPing == nil {
+		return 0
+	}
+	return float64(o.Pings) / o.Step.Seconds()
 }
 
 // logOnce logs a problem of j unless it is the one logged last. s.mu is held.

@@ -6,22 +6,45 @@ import (
 	"time"
 )
 
-// grid is the resolution of every round's sends: starts and gaps are multiples of it,
-// so that the pings of many orders fall due together and the engine wakes once for them
-// rather than once a millisecond. It is far below what anyone could see in a graph.
+// grid is the finest resolution of a round's sends: starts and gaps are multiples of
+// it, so that the pings of many orders fall due together and the engine wakes once for
+// them rather than once a millisecond. It is far below what anyone could see in a graph.
 const grid = 10 * time.Millisecond
+
+// burst is how many pings, on average, may share a send instant when the grid is made
+// coarser at low packet rates (see quantum).
+const burst = 32
+
+// quantum is the resolution of the sends of a round whose pings are gap apart, when the
+// ICMP orders send rate pings a second in all: the coarsest of 10 ms, 50 ms, 100 ms,
+// 500 ms and 1 s (each a multiple of the one before, so rounds on different ones still
+// meet) at which a send instant gathers no more than burst pings on average, and that
+// is at most half the gap. Twenty orders then wake the process about once a second,
+// as Perl's single fping per group does, instead of at each of their 400 pings a minute;
+// at thousands of orders it stays at 10 ms, where the packet rate is smooth.
+func quantum(rate float64, gap time.Duration) time.Duration {
+	q := grid
+	for _, c := range [...]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, time.Second} {
+		if c > gap/2 || rate*c.Seconds() > burst {
+			break
+		}
+		q = c
+	}
+	return q
+}
 
 // phaseOf places an order's rounds in its step by a hash of its id: the same place
 // after a restart, and spread evenly over the step across many orders so that the packet
-// rate is smooth.
+// rate is smooth. It is on the finest grid; a round starts at it truncated to its
+// quantum.
 func phaseOf(id string, step time.Duration) time.Duration {
 	return (time.Duration(hashOf(id)%uint64(step/time.Millisecond)) * time.Millisecond).Truncate(grid)
 }
 
-// onGrid is the first grid point at or after t.
-func onGrid(t time.Time) time.Time {
-	if g := t.Truncate(grid); !g.Equal(t) {
-		return g.Add(grid)
+// ceilTo is the first multiple of q at or after t.
+func ceilTo(t time.Time, q time.Duration) time.Time {
+	if c := t.Truncate(q); !c.Equal(t) {
+		return c.Add(q)
 	}
 	return t
 }

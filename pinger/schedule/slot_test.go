@@ -69,17 +69,53 @@ func TestPhaseSpread(t *testing.T) {
 	}
 }
 
-func TestOnGrid(t *testing.T) {
+func TestCeilTo(t *testing.T) {
 	at := func(ms int64) time.Time { return time.UnixMilli(1_700_000_000_000 + ms) }
-	for _, tt := range []struct{ in, want time.Time }{
-		{at(0), at(0)},
-		{at(1), at(10)},
-		{at(9), at(10)},
-		{at(10), at(10)},
-		{at(995).Add(time.Microsecond), at(1000)},
+	for _, tt := range []struct {
+		in   time.Time
+		q    time.Duration
+		want time.Time
+	}{
+		{at(0), grid, at(0)},
+		{at(1), grid, at(10)},
+		{at(9), grid, at(10)},
+		{at(10), grid, at(10)},
+		{at(995).Add(time.Microsecond), grid, at(1000)},
+		{at(1), time.Second, at(1000)},
+		{at(500), 500 * time.Millisecond, at(500)},
 	} {
-		if got := onGrid(tt.in); !got.Equal(tt.want) {
-			t.Errorf("onGrid(%v) = %v, want %v", tt.in.UnixMicro(), got.UnixMicro(), tt.want.UnixMicro())
+		if got := ceilTo(tt.in, tt.q); !got.Equal(tt.want) {
+			t.Errorf("ceilTo(%v, %v) = %v, want %v", tt.in.UnixMicro(), tt.q, got.UnixMicro(), tt.want.UnixMicro())
 		}
+	}
+}
+
+func TestQuantum(t *testing.T) {
+	tests := []struct {
+		name string
+		rate float64 // pings a second
+		gap  time.Duration
+		want time.Duration
+	}{
+		{"20 orders, 60 s / 20 pings", 20 * 20.0 / 60, 2250 * time.Millisecond, time.Second},
+		{"one order, a short gap", 1, 900 * time.Millisecond, 100 * time.Millisecond},
+		{"one order, a gap of 1 s", 1, time.Second, 500 * time.Millisecond},
+		{"a gap below 100 ms", 1, 90 * time.Millisecond, grid},
+		{"1,000 orders, 20 s / 5 pings", 1000 * 5.0 / 20, 2600 * time.Millisecond, 100 * time.Millisecond},
+		{"at the limit", burst / 0.1, 2600 * time.Millisecond, 100 * time.Millisecond},
+		{"just past it", burst/0.1 + 1, 2600 * time.Millisecond, 50 * time.Millisecond},
+		{"5,000 orders, 60 s / 20 pings", 5000 * 20.0 / 60, 2250 * time.Millisecond, grid},
+		{"100,000 orders", 100000 * 5.0 / 60, 2600 * time.Millisecond, grid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := quantum(tt.rate, tt.gap)
+			if got != tt.want {
+				t.Errorf("quantum(%v, %v) = %v, want %v", tt.rate, tt.gap, got, tt.want)
+			}
+			if time.Second%got != 0 || got%grid != 0 {
+				t.Errorf("quantum %v does not divide a second or is off the grid", got)
+			}
+		})
 	}
 }
