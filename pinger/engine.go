@@ -558,17 +558,15 @@ func (e *Engine) sendNext(idx int32, c *clockWork) {
 }
 
 // flush sends the queue of socket s and starts the clock of each probe sent: its send
-// time, and its deadline on the timer wheel. A probe that could not be sent is lost. All
-// are timed at the start of the call, which no message leaves before: an RTT may then
-// include the sending of the probes before it in the batch (tens of microseconds on
-// loopback, where that includes their replies), but is never shorter than the real one.
+// time, and its deadline on the timer wheel. A probe that could not be sent is lost. A
+// probe is timed at the start of its system call, which it does not leave before: its
+// RTT is never shorter than the real one, and longer only by the sending of the probes
+// ahead of it in the same call (see sendChunk).
 func (e *Engine) flush(s *socket, done []*Round) []*Round {
 	if len(s.outSlots) == 0 {
 		return done
 	}
-	now := time.Now()
 	s.flush()
-	sentNs, sentMono := now.UnixNano(), int64(now.Sub(e.epoch))
 	for i, si := range s.outSlots {
 		sl := &e.blocks[si>>16].slots[si&0xffff]
 		if err := s.outErrs[i]; err != 0 {
@@ -576,10 +574,10 @@ func (e *Engine) flush(s *socket, done []*Round) []*Round {
 			done = e.sendFailed(sl.round, sl.ping, err, done)
 			continue
 		}
-		sl.sentNs, sl.sentMono = sentNs, sentMono
+		sl.sentNs, sl.sentMono = s.outSent[i].UnixNano(), int64(s.outSent[i].Sub(e.epoch))
 		e.stats.Sent++
 		e.flying++
-		deadline := ticksCeil(sentMono + e.rounds[sl.round].timeoutNs)
+		deadline := ticksCeil(sl.sentMono + e.rounds[sl.round].timeoutNs)
 		e.wheel.add(event{at: deadline, kind: eventDeadline, idx: si, check: sl.serial})
 	}
 	s.outSlots = s.outSlots[:0]
