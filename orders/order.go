@@ -90,7 +90,7 @@ const (
 	pathMax = 4096 // PATH_MAX: a path's bytes and the terminating NUL
 	nameMax = 255  // NAME_MAX: the bytes of one file name
 	// outputRoom is what CheckID leaves for the names of the files the store keeps in an
-	// order's output directory: last_result.tmp, corrupted_main.rrd,
+	// order's output directory: .last_result.spare, corrupted_main.rrd,
 	// main.step86400.pings1000.2.rrd and the like.
 	outputRoom = 64
 )

@@ -33,34 +33,43 @@ func openBeneath(base string) (*beneath, error) {
 
 func (b *beneath) close() error { return unix.Close(b.fd) }
 
-// createFlags make a new file, never one that is there: O_EXCL also refuses a symbolic
-// link, which would otherwise be followed.
-const createFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// spareFlags open the spare file, or make it: O_NOFOLLOW refuses a symbolic link, and
+// O_NONBLOCK a named pipe with no reader, which would otherwise block.
+const spareFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 
 // replace replaces the file dir/name (dir relative to the base, with slashes) by one
-// holding data: written to name.tmp and renamed over name, so that a reader always finds
-// a whole file. Missing directories are created.
+// holding data, so that a reader always finds a whole file: data is written to the
+// spare file .name.spare, which then trades places with name in one renameat2
+// (RENAME_EXCHANGE). The spare keeps the previous content and is overwritten next time.
+// Missing directories are created.
 //
-// The usual case is four system calls: openat2 resolves the whole path beneath the base
-// and fails on any symbolic link on the way, then write, close and renameat. Anything
-// unusual (a directory missing, a temporary file left over, a link) takes the careful
-// way, which sorts it out or says what is wrong.
+// Trading places rather than renaming a new file over the old one allocates and frees
+// no inode: on ext4, finding a free inode that was not freed just before took a quarter
+// of the daemon's CPU at 1,000 orders. Where the file system cannot exchange (or name
+// does not exist yet) the spare is renamed over name, and made anew next time.
+//
+// The usual case is six system calls: openat2 resolves the whole path beneath the base
+// and fails on any symbolic link on the way, then fstat, pwrite, ftruncate, close and
+// renameat2. Anything unusual (a directory missing, a link, a spare that is not a plain
+// file of its own) takes the careful way, which sorts it out or says what is wrong.
 func (b *beneath) replace(dir, name string, data []byte) error {
-	tmp := name + ".tmp"
+	spare := "." + name + ".spare"
 	if b.openat2.Load() {
-		fd, err := unix.Openat2(b.fd, dir+"/"+tmp, &unix.OpenHow{
-			Flags:   createFlags,
+		fd, err := unix.Openat2(b.fd, dir+"/"+spare, &unix.OpenHow{
+			Flags:   spareFlags,
 			Mode:    0o644,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
 		})
 		if err == nil {
-			// renameat resolves the names that openat2 just found free of links. To swap
-			// a directory for a link in between takes write access to output/, which
-			// is the daemon's; a descriptor of the directory would close that gap at
-			// the price of two more calls per result.
-			return b.wrap(dir, name, finish(fd, b.fd, dir+"/"+tmp, dir+"/"+name, data))
-		}
-		if errors.Is(err, unix.ENOSYS) {
+			if plainFile(fd) {
+				// renameat2 resolves the names that openat2 just found free of links. To
+				// swap a directory for a link in between takes write access to output/,
+				// which is the daemon's; a descriptor of the directory would close that
+				// gap at the price of two more calls per result.
+				return b.wrap(dir, name, finish(fd, b.fd, dir+"/"+spare, dir+"/"+name, data))
+			}
+			unix.Close(fd)
+		} else if errors.Is(err, unix.ENOSYS) {
 			b.openat2.Store(false)
 		}
 	}
@@ -69,18 +78,30 @@ func (b *beneath) replace(dir, name string, data []byte) error {
 		return err
 	}
 	defer unix.Close(dfd)
-	fd, err := unix.Openat(dfd, tmp, createFlags, 0o644)
-	if errors.Is(err, unix.EEXIST) {
-		// Left by a crash, or planted: unlinkat removes a link, not what it points to.
-		if err := unix.Unlinkat(dfd, tmp, 0); err != nil {
-			return fmt.Errorf("store: can't remove the old %s: %w", b.name(dir, tmp), err)
+	fd, err := unix.Openat(dfd, spare, spareFlags, 0o644)
+	if err == nil && !plainFile(fd) {
+		unix.Close(fd)
+		err = unix.EEXIST
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		// Something else in its place, left by a crash or planted: unlinkat removes
+		// a link, not what it points to; O_EXCL makes sure the new one is new.
+		if err := unix.Unlinkat(dfd, spare, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("store: can't remove the old %s: %w", b.name(dir, spare), err)
 		}
-		fd, err = unix.Openat(dfd, tmp, createFlags, 0o644)
+		fd, err = unix.Openat(dfd, spare, spareFlags|unix.O_EXCL, 0o644)
 	}
 	if err != nil {
-		return fmt.Errorf("store: can't create %s: %w", b.name(dir, tmp), err)
+		return fmt.Errorf("store: can't create %s: %w", b.name(dir, spare), err)
 	}
-	return b.wrap(dir, name, finish(fd, dfd, tmp, name, data))
+	return b.wrap(dir, name, finish(fd, dfd, spare, name, data))
+}
+
+// plainFile reports whether fd is a regular file with no other name, which may be
+// written in place: not a device or a pipe, nor a hard link to a file elsewhere.
+func plainFile(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1
 }
 
 func (b *beneath) wrap(dir, name string, err error) error {
@@ -90,29 +111,37 @@ func (b *beneath) wrap(dir, name string, err error) error {
 	return nil
 }
 
-// finish writes data to fd, closes it and renames tmp to name, both relative to dirfd.
-// On an error the temporary file is removed.
-func finish(fd, dirfd int, tmp, name string, data []byte) error {
+// finish writes data over the spare file fd, closes it and puts it in the place of name,
+// both relative to dirfd. On an error the spare is removed.
+func finish(fd, dirfd int, spare, name string, data []byte) error {
 	err := writeAll(fd, data)
+	if err == nil {
+		err = unix.Ftruncate(fd, int64(len(data)))
+	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("writing the temporary file: %w", err)
+		unix.Unlinkat(dirfd, spare, 0)
+		return fmt.Errorf("writing the spare file: %w", err)
 	}
-	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("renaming the temporary file: %w", err)
+	err = unix.Renameat2(dirfd, spare, dirfd, name, unix.RENAME_EXCHANGE)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
+		// name is not there yet, or the file system cannot exchange.
+		err = unix.Renameat(dirfd, spare, dirfd, name)
+	}
+	if err != nil {
+		unix.Unlinkat(dirfd, spare, 0)
+		return fmt.Errorf("putting the spare file in place: %w", err)
 	}
 	return nil
 }
 
-// writeAll writes data to fd, going on after a short write (a disk filling up reports
-// ENOSPC on the next call).
+// writeAll writes data to fd from its start, going on after a short write (a disk
+// filling up reports ENOSPC on the next call).
 func writeAll(fd int, data []byte) error {
-	for len(data) > 0 {
-		n, err := unix.Write(fd, data)
+	for off := int64(0); len(data) > 0; {
+		n, err := unix.Pwrite(fd, data, off)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -120,6 +149,7 @@ func writeAll(fd int, data []byte) error {
 			return err
 		}
 		data = data[n:]
+		off += int64(n)
 	}
 	return nil
 }

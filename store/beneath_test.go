@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"pingmachine/store/storetest"
@@ -28,13 +29,25 @@ func TestReplace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, ""},
-		{"temporary file left over", func(t *testing.T, base, _ string) {
+		{"spare left over, longer", func(t *testing.T, base, _ string) {
 			mkdir(t, base, "output/a/b")
-			write(t, filepath.Join(base, "output/a/b/last_result.tmp"), "stale")
+			write(t, filepath.Join(base, "output/a/b/.last_result.spare"), "a stale and longer content")
 		}, ""},
-		{"temporary file is a link", func(t *testing.T, base, outside string) {
+		{"spare is a link", func(t *testing.T, base, outside string) {
 			mkdir(t, base, "output/a/b")
-			symlink(t, filepath.Join(outside, "victim"), filepath.Join(base, "output/a/b/last_result.tmp"))
+			symlink(t, filepath.Join(outside, "victim"), filepath.Join(base, "output/a/b/.last_result.spare"))
+		}, ""},
+		{"spare is a hard link", func(t *testing.T, base, outside string) {
+			mkdir(t, base, "output/a/b")
+			if err := os.Link(filepath.Join(outside, "victim"), filepath.Join(base, "output/a/b/.last_result.spare")); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"spare is a named pipe", func(t *testing.T, base, _ string) {
+			mkdir(t, base, "output/a/b")
+			if err := syscall.Mkfifo(filepath.Join(base, "output/a/b/.last_result.spare"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}, ""},
 		{"directory is a link", func(t *testing.T, base, outside string) {
 			mkdir(t, base, "output/a")
@@ -46,12 +59,9 @@ func TestReplace(t *testing.T) {
 			}
 			symlink(t, outside, filepath.Join(base, "output"))
 		}, "base/output: a symbolic link"},
-		{"temporary file is a directory", func(t *testing.T, base, _ string) {
-			mkdir(t, base, "output/a/b/last_result.tmp/x")
+		{"spare is a directory", func(t *testing.T, base, _ string) {
+			mkdir(t, base, "output/a/b/.last_result.spare/x")
 		}, "can't remove the old"},
-		{"file is a full directory", func(t *testing.T, base, _ string) {
-			mkdir(t, base, "output/a/b/last_result/x")
-		}, "renaming the temporary file"},
 	}
 	for _, viaOpenat2 := range []bool{true, false} {
 		for _, tt := range tests {
@@ -88,8 +98,8 @@ func TestReplace(t *testing.T) {
 				if got := readFile(t, filepath.Join(outside, "victim")); string(got) != "precious" {
 					t.Errorf("the file outside was changed: %q", got)
 				}
-				if fi, err := os.Lstat(filepath.Join(base, "output/a/b/last_result.tmp")); err == nil && fi.Mode().IsRegular() {
-					t.Error("last_result.tmp left behind")
+				if fi, err := os.Lstat(filepath.Join(base, "output/a/b/.last_result.spare")); tt.wantErr == "" && err == nil && !fi.Mode().IsRegular() {
+					t.Errorf("the spare is a %v, want a regular file (or none)", fi.Mode().Type())
 				}
 			})
 		}

@@ -105,8 +105,13 @@ func TestWriteFileBackend(t *testing.T) {
 				if lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n"); len(lines) != 8 {
 					t.Errorf("last_result has %d lines, want 8", len(lines))
 				}
-				if names := storetest.Tree(t, ts.out(tc.se.ID)); !slices.Equal(names, []string{"last_result", "main.rrd"}) {
-					t.Errorf("output holds %v, want last_result and main.rrd only (no last_result.tmp)", names)
+				// The spare is there from the second result on.
+				want := []string{".last_result.spare", "last_result", "main.rrd"}
+				if i == 0 {
+					want = want[1:]
+				}
+				if names := storetest.Tree(t, ts.out(tc.se.ID)); !slices.Equal(names, want) {
+					t.Errorf("output holds %v, want %v", names, want)
 				}
 
 				row := rrdtest.FetchRow(t, rrd, stamp, tc.se.Step)
@@ -135,20 +140,16 @@ func TestWriteFileBackend(t *testing.T) {
 	}
 }
 
-// TestLastResultReplacedAtomically: a reader never finds last_result missing or partial,
-// and an open last_result keeps its old content (it is replaced by rename, not rewritten).
+// TestLastResultReplacedAtomically: a reader never finds last_result missing or partial;
+// an open last_result keeps its content through the next result (it trades places with
+// the spare, which is written instead); and no inode is made or freed per result.
 func TestLastResultReplacedAtomically(t *testing.T) {
 	ts := newStore(t, Options{})
 	se := Series{ID: "atomic", Step: time.Minute, Pings: 3, RRDTemplate: "norrd"}
 	ts.mustPrepare(t, se)
 	ts.round(t, se, rtts(1, 2, 3))
 	path := ts.out("atomic", "last_result")
-	old, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
-	before := readFile(t, path)
+	inodes := map[uint64]bool{inode(t, path): true}
 
 	stop := make(chan struct{})
 	var reads int
@@ -174,20 +175,30 @@ func TestLastResultReplacedAtomically(t *testing.T) {
 	})
 	for i := range 300 {
 		ts.clock.Set(now0 + int64(i)*60)
+		old, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := readFile(t, path)
 		ts.round(t, se, rtts(float64(i), 2, -1))
+		inodes[inode(t, path)] = true
+		// The file a reader opened is not written by the next result: it becomes the
+		// spare, written by the result after.
+		b := make([]byte, 1024)
+		n, _ := old.ReadAt(b, 0)
+		old.Close()
+		if !bytes.Equal(b[:n], before) {
+			t.Fatalf("round %d: the open last_result changed: it was rewritten in place\n%s", i, b[:n])
+		}
 	}
 	close(stop)
 	wg.Wait()
 	if reads == 0 {
 		t.Error("the reader never ran")
 	}
-	b := make([]byte, 1024)
-	n, _ := old.ReadAt(b, 0)
-	if !bytes.Equal(b[:n], before) {
-		t.Errorf("the open last_result changed: it was rewritten in place\n%s", b[:n])
-	}
-	if exists(path + ".tmp") {
-		t.Error("last_result.tmp left behind")
+	// Two files trade places: no inode is made or freed per result.
+	if len(inodes) != 2 {
+		t.Errorf("last_result had %d inodes over 300 results, want 2", len(inodes))
 	}
 }
 
@@ -584,7 +595,7 @@ func TestStepOrPingsChange(t *testing.T) {
 			if !bytes.Equal(readFile(t, path), after) {
 				t.Error("Prepare with the same definition changed main.rrd")
 			}
-			if names := storetest.Tree(t, ts.out("s/c")); !slices.Equal(names, []string{"last_result", "main.rrd", tc.old}) {
+			if names := storetest.Tree(t, ts.out("s/c")); !slices.Equal(names, []string{".last_result.spare", "last_result", "main.rrd", tc.old}) {
 				t.Errorf("output holds %v", names)
 			}
 		})
@@ -620,7 +631,7 @@ func TestStepFlipTakesKeptFileBack(t *testing.T) {
 		ts.clock.Set(ts.clock.Now().Unix() + int64(se.Step/time.Second))
 		rounds = append(rounds, ts.round(t, se, rtt))
 	}
-	want := []string{"last_result", "main.rrd", "main.step60.pings2.rrd"}
+	want := []string{".last_result.spare", "last_result", "main.rrd", "main.step60.pings2.rrd"}
 	if names := storetest.Tree(t, ts.out("flip")); !slices.Equal(names, want) {
 		t.Fatalf("output holds %v, want %v", names, want)
 	}
@@ -1063,4 +1074,14 @@ func TestSymlinksNotFollowed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inode is the inode number of the file at path.
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
 }

@@ -302,8 +302,8 @@ func TestDaemonResults(t *testing.T) {
 		if lr, ok := readLastResult(t, base, id); !ok || len(lr.keys) != 8 {
 			t.Errorf("%s: last_result after stop: %v", id, lr.keys)
 		}
-		if _, err := os.Stat(d.path("output", id, "last_result.tmp")); err == nil {
-			t.Errorf("%s: last_result.tmp left behind", id)
+		if fi, err := os.Lstat(d.path("output", id, ".last_result.spare")); err == nil && !fi.Mode().IsRegular() {
+			t.Errorf("%s: the spare of last_result is a %v", id, fi.Mode().Type())
 		}
 	}
 }
@@ -916,8 +916,8 @@ func TestDaemonDiskFull(t *testing.T) {
 	if !ok || !slices.Equal(during.keys, lastResultKeys) {
 		t.Errorf("last_result while the disk is full: %v, want the last whole one", during.keys)
 	}
-	if exists(d.path("output", "full", "last_result.tmp")) {
-		t.Error("a half-written last_result.tmp is left")
+	if exists(d.path("output", "full", ".last_result.spare")) {
+		t.Error("a half-written spare of last_result is left")
 	}
 
 	os.Remove(filler)

@@ -66,10 +66,10 @@ func TestDaemonFIFOInOrders(t *testing.T) {
 func TestDaemonRefusedIDs(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
-	// An id that makes output/<id>/last_result.tmp 4096 bytes long, one more than the
+	// An id that makes output/<id>/.last_result.spare 4096 bytes long, one more than the
 	// system allows, while orders/<id> is shorter.
 	long := strings.Repeat(strings.Repeat("x", 199)+"/", 19)
-	long += strings.Repeat("y", 4096-len(base+"/output/"+long+"/last_result.tmp"))
+	long += strings.Repeat("y", 4096-len(base+"/output/"+long+"/.last_result.spare"))
 	refused := map[string]string{
 		`back\slash`: "a backslash in the order id",
 		long:         "bytes long: the paths of its output in " + filepath.Join(base, "archive"),
@@ -91,7 +91,7 @@ func TestDaemonRefusedIDs(t *testing.T) {
 	if strings.Contains(logs, "level=ERROR") {
 		t.Error("errors logged")
 	}
-	if names := storetest.Tree(t, d.path("output")); !slices.Equal(names, []string{"good/", "good/last_result", "good/main.rrd"}) {
+	if names := storetest.Tree(t, d.path("output")); !slices.Equal(names, []string{"good/", "good/.last_result.spare", "good/last_result", "good/main.rrd"}) {
 		t.Errorf("output/ holds %.200q, want only the good order's", names)
 	}
 }
