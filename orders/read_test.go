@@ -61,7 +61,7 @@ func TestWalkAsWatcher(t *testing.T) {
 	valid := map[string]*Order{}
 	invalid := map[string]string{}
 	var ids []string
-	Walk(h.base, func(id string, o *Order, err error) {
+	Walk(h.base, "", func(id string, o *Order, err error) {
 		ids = append(ids, id)
 		switch {
 		case err != nil && o != nil:
@@ -112,6 +112,53 @@ func TestWalkAsWatcher(t *testing.T) {
 	}
 	if n := len(invalid); n != 9 {
 		t.Errorf("%d invalid files, want 9: %q", n, invalid)
+	}
+}
+
+// TestWalkBelow walks below a directory, or to one order file, as check -i and status
+// with an id prefix do: an ignored name or a link to a directory on the way leads to
+// nothing, as for the Watcher, and so does a path that is not a clean one below orders/.
+func TestWalkBelow(t *testing.T) {
+	h := newHarness(t)
+	for _, id := range []string{"a", "ab", "team/x", "team/sub/y", "team/.hidden/z", "teamwork/w"} {
+		h.put(id, validOrder("192.0.2.1"))
+	}
+	for link, to := range map[string]string{"dirlink": h.path("team"), "filelink": h.path("a")} {
+		if err := os.Symlink(to, h.path(link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		dir  string
+		want []string
+	}{
+		{"", []string{"a", "ab", "filelink", "team/sub/y", "team/x", "teamwork/w"}},
+		{"a", []string{"a"}},
+		{"team", []string{"team/sub/y", "team/x"}},
+		{"team/sub", []string{"team/sub/y"}},
+		{"team/x", []string{"team/x"}},
+		{"filelink", []string{"filelink"}},
+		{"te", nil},
+		{"missing", nil},
+		{"team/.hidden", nil},
+		{"team/.hidden/z", nil},
+		{"dirlink", nil},
+		{"dirlink/x", nil},
+		{"team/../a", nil},
+		{"../orders/a", nil},
+		{"/a", nil},
+		{"team/", nil},
+	} {
+		var got []string
+		Walk(h.base, tt.dir, func(id string, o *Order, err error) {
+			if err != nil {
+				t.Errorf("Walk %q: %s: %v", tt.dir, id, err)
+			}
+			got = append(got, id)
+		})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Walk %q found %q, want %q", tt.dir, got, tt.want)
+		}
 	}
 }
 

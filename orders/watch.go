@@ -479,7 +479,7 @@ func walkTree(root, dir string, fn func(id string, d fs.DirEntry, err error)) {
 // them). The daemon opens the sockets they need with it before it drops privileges.
 func Load(base string) []*Order {
 	var found []*Order
-	Walk(base, func(_ string, o *Order, err error) {
+	Walk(base, "", func(_ string, o *Order, err error) {
 		if err == nil {
 			found = append(found, o)
 		}
@@ -487,13 +487,20 @@ func Load(base string) []*Order {
 	return found
 }
 
-// Walk reads every order file below base/orders as the Watcher's scans find them, in
-// the order of their ids, and calls fn with each id and what Read returns for it. A
+// Walk reads the order files below base/orders as the Watcher's scans find them, in the
+// order of their ids, and calls fn with each id and what Read returns for it. A
 // directory that cannot be read is reported with its id and the error. Walk changes
 // nothing and reads no telegraf settings.
-func Walk(base string, fn func(id string, o *Order, err error)) {
-	dir := filepath.Join(base, "orders")
-	walkTree(dir, "", func(id string, d fs.DirEntry, err error) {
+//
+// dir (an id, "" for all of orders/) restricts the walk to the order file of that id, or
+// to the directory of that id and what is below it. An ignored name, or a link to a
+// directory, on the way to dir leads to no order, as for the Watcher.
+func Walk(base, dir string, fn func(id string, o *Order, err error)) {
+	root := filepath.Join(base, "orders")
+	if dir != "" && !reachable(root, dir) {
+		return
+	}
+	walkTree(root, dir, func(id string, d fs.DirEntry, err error) {
 		switch {
 		case err != nil:
 			fn(id, nil, fmt.Errorf("%s: cannot read the directory: %w", path.Join("orders", id), err))
@@ -508,6 +515,22 @@ func Walk(base string, fn func(id string, o *Order, err error)) {
 			fn(id, o, err)
 		}
 	})
+}
+
+// reachable reports whether the Watcher reaches the id below root: a clean local path
+// without an ignored name, through directories that are not links.
+func reachable(root, id string) bool {
+	if path.Clean(id) != id || !filepath.IsLocal(filepath.FromSlash(id)) || hiddenPath(id) {
+		return false
+	}
+	names := strings.Split(id, "/")
+	for i := range names[:len(names)-1] {
+		fi, err := os.Lstat(filepath.Join(root, filepath.Join(names[:i+1]...)))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // Read reads the order file of an id below base/orders as the Watcher does, and
