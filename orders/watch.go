@@ -12,8 +12,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -500,21 +503,41 @@ func Walk(base, dir string, fn func(id string, o *Order, err error)) {
 	if dir != "" && !reachable(root, dir) {
 		return
 	}
+	type found struct {
+		id    string
+		order *Order
+		err   error
+		file  bool // to read
+	}
+	var list []found
 	walkTree(root, dir, func(id string, d fs.DirEntry, err error) {
 		switch {
 		case err != nil:
-			fn(id, nil, fmt.Errorf("%s: cannot read the directory: %w", path.Join("orders", id), err))
-		case d.IsDir():
-		default:
-			o, err := Read(base, id)
-			// Gone since the directory was read, a link that leads nowhere or to a
-			// directory: not an order, and the Watcher says nothing of it either.
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIsDir) {
-				return
-			}
-			fn(id, o, err)
+			list = append(list, found{id: id, err: fmt.Errorf("%s: cannot read the directory: %w", path.Join("orders", id), err)})
+		case !d.IsDir():
+			list = append(list, found{id: id, file: true})
 		}
 	})
+	// Parsing takes most of the time: the files are read on every processor.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(list)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(list)); i = next.Add(1) - 1 {
+				if f := &list[i]; f.file {
+					f.order, f.err = Read(base, f.id)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range list {
+		// Gone since the directory was read, a link that leads nowhere or to a
+		// directory: not an order, and the Watcher says nothing of it either.
+		if !errors.Is(f.err, fs.ErrNotExist) && !errors.Is(f.err, errIsDir) {
+			fn(f.id, f.order, f.err)
+		}
+	}
 }
 
 // reachable reports whether the Watcher reaches the id below root: a clean local path
