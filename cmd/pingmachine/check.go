@@ -14,9 +14,8 @@ import (
 // the verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad arguments, as the
 // Monitoring Plugins guidelines ask).
 func checkCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pingmachine check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := baseFlag(fs)
+	fs, base := subcommand("check", stderr, "usage: pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]",
+		"A Nagios/Icinga plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. A value at a limit does not alert.")
 	id := fs.String("i", "", "the order `ID`, or a directory of orders (all below it are checked, the worst reported)")
 	c := check.Defaults()
 	limits := func(l *check.Limits) func(string) error {
@@ -33,11 +32,6 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return err
 	})
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]")
-		fmt.Fprintln(stderr, "A Nagios/Icinga plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. A value at a limit does not alert.")
-		fs.PrintDefaults()
-	}
 	err := fs.Parse(args)
 	switch {
 	case err != nil:

@@ -20,6 +20,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,6 +85,30 @@ func baseFlag(fs *flag.FlagSet) *string {
 		fs.StringVar(&base, name, base, "base `DIR`ectory holding orders/, output/, archive/")
 	}
 	return &base
+}
+
+// argsExit is the exit status after a command line's flags were refused, or help was
+// asked for.
+func argsExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitBadArgs
+}
+
+// subcommand returns the flag set of a subcommand that reads a base directory, with
+// --basedir/-b defined: its errors, and its usage (the lines given, then the flags), go
+// to stderr.
+func subcommand(name string, stderr io.Writer, usage ...string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("pingmachine "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		for _, line := range usage {
+			fmt.Fprintln(stderr, line)
+		}
+		fs.PrintDefaults()
+	}
+	return fs, baseFlag(fs)
 }
 
 // parseInterleaved parses flags that may come before, between and after the other

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,22 +17,13 @@ import (
 // they select; with --user, only that user's (and the invalid orders, whose user cannot
 // be known).
 func statusCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pingmachine status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := baseFlag(fs)
+	fs, base := subcommand("status", stderr, "usage: pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]",
+		"Lists the orders and their last results; an ID-PREFIX selects an order or a directory of orders.")
 	asJSON := fs.Bool("json", false, "print one JSON document (its shape is in README.md)")
 	user := fs.String("user", "", "only the orders of `USER`")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]")
-		fmt.Fprintln(stderr, "Lists the orders and their last results; an ID-PREFIX selects an order or a directory of orders.")
-		fs.PrintDefaults()
-	}
 	prefixes, err := parseInterleaved(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+		return argsExit(err)
 	}
 	v, err := view.Read(*base, prefixes...)
 	if err != nil {

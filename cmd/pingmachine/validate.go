@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,20 +14,11 @@ import (
 // named as given. It exits 0 when every file is a valid order, 1 when one is not, and 2
 // on bad arguments.
 func validateCommand(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pingmachine validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := baseFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pingmachine validate [-b DIR] FILE ...")
-		fmt.Fprintln(stderr, "Checks order files with the daemon's parser: exit 0 all valid, 1 some not (the daemon's messages on stderr), 2 bad arguments.")
-		fs.PrintDefaults()
-	}
+	fs, base := subcommand("validate", stderr, "usage: pingmachine validate [-b DIR] FILE ...",
+		"Checks order files with the daemon's parser: exit 0 all valid, 1 some not (the daemon's messages on stderr), 2 bad arguments.")
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+		return argsExit(err)
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "pingmachine validate: no FILE to validate")
