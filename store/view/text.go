@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -52,34 +53,34 @@ func (v *View) WriteText(w io.Writer, colour bool) error {
 		if i > 0 {
 			p.line("")
 		}
-		p.line(p.paint("- "+user, bold))
+		p.line(p.paint("- "+printable(user), bold))
 		p.line("")
 		v.table(p, users[user])
 	}
 	if len(v.Orders) == 0 {
-		p.line("no orders in " + v.Base + "/orders")
+		p.line("no orders in " + printable(v.Base) + "/orders")
 	}
 	if len(invalid) > 0 {
 		p.section("invalid orders, as the daemon reads them:", red)
 		for _, o := range invalid {
-			p.line("  " + o.Err.Error())
+			p.line("  " + printable(o.Err.Error()))
 		}
 	}
 	if len(stale) > 0 {
 		p.section("stale orders, without a result for more than two steps:", red)
 		for _, o := range stale {
-			p.line(fmt.Sprintf("  %s: last result %s ago, step %s", o.ID, FormatAge(o.Age(v.Time)), seconds(o.Step())))
+			p.line(fmt.Sprintf("  %s: last result %s ago, step %s", printable(o.ID), FormatAge(o.Age(v.Time)), seconds(o.Step())))
 		}
 	}
 	if len(unreadable) > 0 {
 		p.section("unreadable results:", red)
 		for _, o := range unreadable {
-			p.line("  " + o.ResultErr.Error())
+			p.line("  " + printable(o.ResultErr.Error()))
 		}
 	}
 	p.line("")
 	p.line(v.summary(counts))
-	p.line(v.Daemon.String())
+	p.line(printable(v.Daemon.String()))
 	return p.err
 }
 
@@ -105,16 +106,18 @@ func (v *View) table(p *printer, list []*Order) {
 			row = append(row, age, cell{text: FormatRTT(r.Median)}, lossCell(r.Loss, r.Pings))
 		}
 		var via []string
-		if iface, source := o.Via(); iface != "" || source != "" {
-			if iface != "" {
-				via = append(via, iface)
-			}
-			if source != "" {
-				via = append(via, "source="+source)
-			}
+		iface, source := o.Via()
+		if iface != "" {
+			via = append(via, iface)
+		}
+		if source != "" {
+			via = append(via, "source="+source)
 		}
 		if len(via) > 0 {
 			row = append(row, cell{text: "(" + strings.Join(via, ", ") + ")"})
+		}
+		for i := range row {
+			row[i].text = printable(row[i].text)
 		}
 		rows = append(rows, row)
 	}
@@ -239,6 +242,17 @@ func perlAge(d time.Duration) string {
 
 func seconds(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Second), 10) + " s"
+}
+
+// printable replaces the control characters of a text from the files, such as the
+// escape sequences a file name may hold, which a terminal would obey.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // cell is the text of a table cell and its colour.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pingmachine/store/view"
+	"pingmachine/store/view/viewtest"
 )
 
 // sampleText is the text of the sample tree, BASE for its base directory.
@@ -281,5 +282,29 @@ func TestJSONMatchesText(t *testing.T) {
 	slices.Sort(got)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the text shows\n%s\nthe JSON\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestWriteTextControlCharacters: what files say reaches the terminal without the
+// escape sequences a file name or a value may hold.
+func TestWriteTextControlCharacters(t *testing.T) {
+	tree := viewtest.New(t)
+	tree.Order("evil\x1b[2J", "user: \"\\e]0;owned\\a\"\nstep: 60\npings: 20\nprobe: fping\nfping:\n  host: 192.0.2.1\n")
+	tree.Order("bad\x1b[31m", "step: x\n")
+	tree.Result("evil\x1b[2J", time.Minute, now.Add(-time.Second), time.Millisecond)
+	v, err := view.Read(tree.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Time = now
+	var b strings.Builder
+	v.WriteText(&b, false)
+	if strings.ContainsFunc(b.String(), func(r rune) bool { return r < ' ' && r != '\n' }) {
+		t.Errorf("control characters in\n%q", b.String())
+	}
+	for _, want := range []string{"- ?]0;owned?\n", "  evil?[2J ", "  orders/bad?[31m: "} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
 	}
 }

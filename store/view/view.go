@@ -126,9 +126,9 @@ func Selects(prefix, id string) bool {
 
 // daemon tells whether a process holds base/.lock, by asking for a shared lock, which
 // the daemon's exclusive one refuses, and letting go of it at once. Shared, so that two
-// readers at once do not take each other for a daemon; a daemon that starts in that
-// instant finds the lock taken, as it would with a daemon running. The file is opened
-// for reading only and never made.
+// readers at once do not take each other for a daemon. A daemon that starts in that
+// instant finds the lock taken and exits, as if another ran (systemd starts it again).
+// The file is opened for reading only and never made.
 func daemon(base string) Daemon {
 	d := Daemon{Lock: filepath.Join(base, ".lock")}
 	f, err := os.OpenFile(d.Lock, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
@@ -161,12 +161,14 @@ func (o *Order) Step() time.Duration {
 	return 0
 }
 
-// Age is how long before now the last result was written; zero without one.
+// Age is how long before now the last result was written, in whole seconds as
+// last_result has its times, so that a limit of whole seconds is met or passed whatever
+// the fraction of the second; zero without a result.
 func (o *Order) Age(now time.Time) time.Duration {
 	if o.Result == nil {
 		return 0
 	}
-	return now.Sub(o.Result.Updated)
+	return now.Truncate(time.Second).Sub(o.Result.Updated)
 }
 
 // State sums the order up at the time now. An order is stale when its last result is

@@ -114,9 +114,11 @@ func TestStale(t *testing.T) {
 	}{
 		{0, false, false},
 		{20 * time.Second, false, false},
-		{20*time.Second + time.Nanosecond, false, true},
+		{21*time.Second - time.Nanosecond, false, false}, // 20 s in whole seconds
+		{21 * time.Second, false, true},
 		{2 * time.Minute, false, true},
-		{2*time.Minute + time.Nanosecond, true, true},
+		{2*time.Minute + 999*time.Millisecond, false, true},
+		{2*time.Minute + time.Second, true, true},
 		{-time.Hour, false, false},
 	} {
 		if got := valid.State(now.Add(tt.age)) == view.Stale; got != tt.valid {
