@@ -59,7 +59,7 @@ type Limits struct {
 type Config struct {
 	Warn, Crit Limits
 	// MaxAge is how old a last result may be before the order is UNKNOWN; zero means
-	// DefaultMaxAge of the order's step.
+	// two steps of the order and 30 s.
 	MaxAge time.Duration
 }
 
@@ -69,10 +69,10 @@ func Defaults() Config {
 	return Config{Warn: Limits{Loss: 10, RTT: 200 * time.Millisecond}, Crit: Limits{Loss: 50, RTT: time.Second}}
 }
 
-// DefaultMaxAge is how old the last result of an order with the given step may be: two
+// defaultMaxAge is how old the last result of an order with the given step may be: two
 // steps, after which status calls the order stale, and 30 s more, so that a check run
 // just then does not alert on a round that is merely late.
-func DefaultMaxAge(step time.Duration) time.Duration {
+func defaultMaxAge(step time.Duration) time.Duration {
 	return 2*step + 30*time.Second
 }
 
@@ -136,7 +136,7 @@ type verdict struct {
 
 func judge(o *view.Order, now time.Time, c Config) verdict {
 	j := verdict{id: o.ID, status: Unknown, median: -1}
-	maxAge := cmp.Or(c.MaxAge, DefaultMaxAge(o.Step()))
+	maxAge := cmp.Or(c.MaxAge, defaultMaxAge(o.Step()))
 	switch {
 	case o.Err != nil:
 		j.text = "invalid order: " + o.Err.Error()
