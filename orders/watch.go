@@ -490,10 +490,11 @@ func Load(base string) []*Order {
 	return found
 }
 
-// Walk reads the order files below base/orders as the Watcher's scans find them, in the
-// order of their ids, and calls fn with each id and what Read returns for it. A
-// directory that cannot be read is reported with its id and the error. Walk changes
-// nothing and reads no telegraf settings.
+// Walk reads the order files below base/orders as the Watcher's scans find them, and
+// calls fn with each id and what Read returns for it, in the order of the ids, on the
+// caller's goroutine (the files are read on every processor before). A directory that
+// cannot be read is reported with its id and the error. Walk changes nothing and reads
+// no telegraf settings.
 //
 // dir (an id, "" for all of orders/) restricts the walk to the order file of that id, or
 // to the directory of that id and what is below it. An ignored name, or a link to a
