@@ -145,15 +145,23 @@ func (o *Order) Timing() (gap, timeout time.Duration) {
 
 // Target describes where the order pings, for logs: "fping: host".
 func (o *Order) Target() string {
-	switch {
-	case o.FPing != nil:
-		return o.Probe + ": " + o.FPing.Host
-	case o.HTTPing != nil:
-		return o.Probe + ": " + o.HTTPing.URL
-	case o.SCION != nil:
-		return o.Probe + ": " + o.SCION.Host
+	if d := o.Destination(); d != "" {
+		return o.Probe + ": " + d
 	}
 	return o.Probe
+}
+
+// Destination is where the order pings: its host, or the URL of an httping order.
+func (o *Order) Destination() string {
+	switch {
+	case o.FPing != nil:
+		return o.FPing.Host
+	case o.HTTPing != nil:
+		return o.HTTPing.URL
+	case o.SCION != nil:
+		return o.SCION.Host
+	}
+	return ""
 }
 
 // Error is a file that is not a valid order (or telegraf file), with every problem found.

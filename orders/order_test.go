@@ -284,6 +284,16 @@ func TestTarget(t *testing.T) {
 	if got := (&Order{Probe: "httping"}).Target(); got != "httping" {
 		t.Errorf("Target() without FPing = %q", got)
 	}
+	for o, want := range map[*Order]string{
+		o: "example.com",
+		{Probe: "httping", HTTPing: &HTTPing{URL: "https://example.com/"}}: "https://example.com/",
+		{Probe: "sping", SCION: &SCION{Host: "1-ff00:0:110,[192.0.2.1]"}}:  "1-ff00:0:110,[192.0.2.1]",
+		{Probe: "httping"}: "",
+	} {
+		if got := o.Destination(); got != want {
+			t.Errorf("Destination() of %s = %q, want %q", dump(o), got, want)
+		}
+	}
 }
 
 // order builds an order from the required keys and the lines of its fping mapping.

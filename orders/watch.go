@@ -12,8 +12,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -478,25 +481,128 @@ func walkTree(root, dir string, fn func(id string, d fs.DirEntry, err error)) {
 // finds them, without telegraf settings; invalid files are skipped (the Watcher reports
 // them). The daemon opens the sockets they need with it before it drops privileges.
 func Load(base string) []*Order {
-	dir := filepath.Join(base, "orders")
 	var found []*Order
-	walkTree(dir, "", func(id string, d fs.DirEntry, err error) {
-		if err != nil || d.IsDir() || CheckID(base, id) != nil {
-			return
-		}
-		path := filepath.Join(dir, filepath.FromSlash(id))
-		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-			return
-		}
-		data, err := readLimited(path)
-		if err != nil {
-			return
-		}
-		if o, err := Parse(filepath.Join("orders", filepath.FromSlash(id)), id, data); err == nil {
+	Walk(base, "", func(_ string, o *Order, err error) {
+		if err == nil {
 			found = append(found, o)
 		}
 	})
 	return found
+}
+
+// Walk reads the order files below base/orders as the Watcher's scans find them, and
+// calls fn with each id and what Read returns for it, in the order of the ids, on the
+// caller's goroutine (the files are read on every processor before). A directory that
+// cannot be read is reported with its id and the error. Walk changes nothing and reads
+// no telegraf settings.
+//
+// dir (an id, "" for all of orders/) restricts the walk to the order file of that id, or
+// to the directory of that id and what is below it. An ignored name, or a link to a
+// directory, on the way to dir leads to no order, as for the Watcher.
+func Walk(base, dir string, fn func(id string, o *Order, err error)) {
+	root := filepath.Join(base, "orders")
+	if dir != "" && !reachable(root, dir) {
+		return
+	}
+	type found struct {
+		id    string
+		order *Order
+		err   error
+		file  bool // to read
+	}
+	var list []found
+	walkTree(root, dir, func(id string, d fs.DirEntry, err error) {
+		switch {
+		case err != nil:
+			list = append(list, found{id: id, err: fmt.Errorf("%s: cannot read the directory: %w", path.Join("orders", id), err)})
+		case !d.IsDir():
+			list = append(list, found{id: id, file: true})
+		}
+	})
+	// Parsing takes most of the time: the files are read on every processor.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(list)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(list)); i = next.Add(1) - 1 {
+				if f := &list[i]; f.file {
+					f.order, f.err = Read(base, f.id)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range list {
+		// Gone since the directory was read, a link that leads nowhere or to a
+		// directory: not an order, and the Watcher says nothing of it either.
+		if !errors.Is(f.err, fs.ErrNotExist) && !errors.Is(f.err, errIsDir) {
+			fn(f.id, f.order, f.err)
+		}
+	}
+}
+
+// reachable reports whether the Watcher reaches the id below root: a clean local path
+// without an ignored name, through directories that are not links.
+func reachable(root, id string) bool {
+	if path.Clean(id) != id || !filepath.IsLocal(filepath.FromSlash(id)) || hiddenPath(id) {
+		return false
+	}
+	names := strings.Split(id, "/")
+	for i := range names[:len(names)-1] {
+		fi, err := os.Lstat(filepath.Join(root, filepath.Join(names[:i+1]...)))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// Read reads the order file of an id below base/orders as the Watcher does, and
+// returns the order or the error the Watcher logs for the file: an *Error when the id is
+// one the store cannot take or the file is not a valid order, an error naming the file
+// when it cannot be read. It reads no telegraf settings.
+func Read(base, id string) (*Order, error) {
+	file := filepath.Join("orders", filepath.FromSlash(id))
+	if err := CheckID(base, id); err != nil {
+		return nil, refusedID(file, err)
+	}
+	return readFile(filepath.Join(base, "orders", filepath.FromSlash(id)), file, id)
+}
+
+// ReadFile reads an order file anywhere, as the Watcher reads one below orders/, with
+// the Watcher's errors naming the file by path.
+func ReadFile(path string) (*Order, error) {
+	return readFile(path, path, filepath.ToSlash(path))
+}
+
+// errIsDir is readFile's error for a directory (or a link to one), which the Watcher
+// skips: it follows no link to a directory.
+var errIsDir = errors.New("a directory, not an order file")
+
+// readFile reads and parses the order file at path, naming it file in errors. Only a
+// regular file is opened.
+func readFile(path, file, id string) (*Order, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+	case fi.IsDir():
+		err = errIsDir
+	case !fi.Mode().IsRegular():
+		err = notRegular(fi.Mode())
+	}
+	var data []byte
+	if err == nil {
+		data, err = readLimited(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return Parse(file, id, data)
+}
+
+// refusedID is the error of an order file whose id CheckID refuses.
+func refusedID(file string, err error) error {
+	return &Error{File: file, Problems: []Problem{{Msg: err.Error()}}}
 }
 
 // path is the file of an order id.
@@ -599,7 +705,7 @@ func (w *Watcher) check(id, path string) {
 		w.known[id] = e
 		if err := CheckID(w.base, id); err != nil {
 			e.refused = true
-			w.invalid(id, e, &Error{File: file, Problems: []Problem{{Msg: err.Error()}}})
+			w.invalid(id, e, refusedID(file, err))
 		}
 	}
 	e.seen = true

@@ -216,16 +216,12 @@ func latest(a, b time.Time) time.Time {
 }
 
 // lastResultTime is the time stamp in a last_result file, zero if there is none to read.
-// Only a regular file is read, without following a link or waiting on a FIFO.
 func lastResultTime(path string) time.Time {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := openRegular(path)
 	if err != nil {
 		return time.Time{}
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return time.Time{}
-	}
 	b := make([]byte, 64)
 	n, _ := io.ReadFull(f, b)
 	line, _, _ := strings.Cut(string(b[:n]), "\n")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,10 +56,7 @@ func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
 func daemonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	c, err := parseDaemonArgs(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+		return argsExit(err)
 	}
 	oneProcessor()
 	log, err := newLogger(stderr, c.logFormat, c.debug)

@@ -5,14 +5,22 @@
 //
 //	pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]
 //	pingmachine ping [flags] [target ...]
+//	pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]
+//	pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]
+//	pingmachine validate [-b DIR] FILE ...
 //
 // The bare form runs the daemon over an orders/ output/ archive/ tree; "ping" checks
-// targets by hand on the same ICMP engine, printing fping -C style lines.
+// targets by hand on the same ICMP engine, printing fping -C style lines. "status",
+// "check" and "validate" read a base directory (or order files) without writing
+// anything, also while the daemon is stopped: "status" lists the orders and their last
+// results as the Perl pingmachine-status does, "check" is a Nagios/Icinga plugin, and
+// "validate" runs the daemon's order parser on files for configuration management.
 package main
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +50,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case "ping":
 			return pingCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "status":
+			return statusCommand(args[1:], stdout, stderr)
+		case "check":
+			return checkCommand(args[1:], stdout, stderr)
+		case "validate":
+			return validateCommand(args[1:], stderr)
 		case "help":
 			usage(stderr)
 			return exitOK
@@ -56,6 +70,62 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+	fmt.Fprintln(w, "       pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]")
+	fmt.Fprintln(w, "       pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]")
+	fmt.Fprintln(w, "       pingmachine validate [-b DIR] FILE ...")
+}
+
+// defaultBase is the base directory of the Perl pingmachine, and this one's default.
+const defaultBase = "/var/lib/pingmachine"
+
+// baseFlag defines --basedir and -b, as the Perl version's Getopt::Long accepts it.
+func baseFlag(fs *flag.FlagSet) *string {
+	base := defaultBase
+	for _, name := range []string{"basedir", "b"} {
+		fs.StringVar(&base, name, base, "base `DIR`ectory holding orders/, output/, archive/")
+	}
+	return &base
+}
+
+// argsExit is the exit status after a command line's flags were refused, or help was
+// asked for.
+func argsExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitBadArgs
+}
+
+// subcommand returns the flag set of a subcommand that reads a base directory, with
+// --basedir/-b defined: its errors, and its usage (the lines given, then the flags), go
+// to stderr.
+func subcommand(name string, stderr io.Writer, usage ...string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("pingmachine "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		for _, line := range usage {
+			fmt.Fprintln(stderr, line)
+		}
+		fs.PrintDefaults()
+	}
+	return fs, baseFlag(fs)
+}
+
+// parseInterleaved parses flags that may come before, between and after the other
+// arguments, which it returns; "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		done := len(args) - fs.NArg()
+		if fs.NArg() == 0 || done > 0 && args[done-1] == "--" {
+			return append(rest, fs.Args()...), nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // defaultSCION is where the Perl version found SCION when $SC was not set.
@@ -76,8 +146,7 @@ type daemonConfig struct {
 // parseDaemonArgs parses the daemon's flags, each under its long and short name as the
 // Perl version's Getopt::Long accepts them. Errors are already explained on stderr.
 func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
-	c := daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping",
-		scionDir: cmp.Or(os.Getenv("SC"), defaultSCION)}
+	c := daemonConfig{logFormat: "text", httping: "httping", scionDir: cmp.Or(os.Getenv("SC"), defaultSCION)}
 	fs := flag.NewFlagSet("pingmachine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, name := range []string{"debug", "d"} {
@@ -86,9 +155,7 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	for _, name := range []string{"user", "u"} {
 		fs.StringVar(&c.user, name, c.user, "switch to `USER` after opening the sockets")
 	}
-	for _, name := range []string{"basedir", "b"} {
-		fs.StringVar(&c.basedir, name, c.basedir, "base `DIR`ectory holding orders/, output/, archive/")
-	}
+	base := baseFlag(fs)
 	for _, name := range []string{"telegraf", "t"} {
 		fs.StringVar(&c.telegraf, name, c.telegraf, "send results to telegraf at `HOST:PORT` (UDP)")
 	}
@@ -103,6 +170,7 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.basedir = *base
 	if fs.NArg() > 0 {
 		// Not a flag and not a subcommand: most likely a mistyped subcommand.
 		fmt.Fprintf(stderr, "pingmachine: unknown command %q\n", fs.Arg(0))

@@ -294,10 +294,7 @@ func formatLine(name string, width int, rtts []time.Duration) string {
 func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c, err := parsePingArgs(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+		return argsExit(err)
 	}
 	names := c.targets
 	if c.file != "" {
