@@ -172,10 +172,31 @@ func UpdateFile(path string, layout Layout, updates ...Update) error {
 		return err
 	}
 	defer f.Close()
+	return update(f, h, updates)
+}
+
+// UpdateOpen is UpdateFile on a file the caller opened for reading and writing, for
+// callers that open it their own way (beneath a directory, say). It takes rrdtool's
+// write lock, which goes when the caller closes f.
+func UpdateOpen(f *os.File, layout Layout, updates ...Update) error {
+	if err := lock(f, unix.F_WRLCK); err != nil {
+		return fmt.Errorf("rrdfmt: %s: %w", f.Name(), err)
+	}
+	h, err := readHeader(f, layout)
+	if err != nil {
+		return fmt.Errorf("rrdfmt: %s: %w", f.Name(), err)
+	}
+	return update(f, h, updates)
+}
+
+// update applies updates to the locked file f whose header is h.
+func update(f *os.File, h *header, updates []Update) error {
+	path := f.Name()
 	if err := h.updatable(); err != nil {
 		return fmt.Errorf("rrdfmt: cannot update %s: %w", path, err)
 	}
 	var rows []rowWrite
+	var err error
 	for _, u := range updates {
 		if rows, err = h.update(u.Time.Unix(), u.Values, rows); err != nil {
 			return fmt.Errorf("rrdfmt: updating %s at %d: %w", path, u.Time.Unix(), err)
@@ -247,33 +268,42 @@ func openLocked(path string, layout Layout, write bool) (*os.File, *header, erro
 	return f, h, nil
 }
 
+// headerGuess is how much of a file readHeader reads first.
+const headerGuess = 64 << 10
+
 // readHeader reads and decodes the header of an open RRD file.
 func readHeader(f *os.File, layout Layout) (*header, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, 128)
-	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+	// One read takes the header of any RRD of pingmachine's (one of 50 pings is 45 KiB);
+	// a longer one is read again in full.
+	b := make([]byte, min(headerGuess, st.Size()))
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	// The header's length depends on the counts in it and on the layout: read enough
 	// for the largest candidate that fits the file.
-	need := len(head)
-	for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
-		c := &codec{b: head, off: countsOffset, layout: l}
-		var ds, rra uint64
-		c.ulong(&ds)
-		c.ulong(&rra)
-		if ds > 0 && ds <= maxDS && rra > 0 && rra <= maxRRA {
-			if hs := l.headerSize(int(ds), int(rra)); int64(hs) <= st.Size() {
-				need = max(need, hs)
+	need := len(b)
+	if len(b) >= countsOffset+16 {
+		for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
+			c := &codec{b: b, off: countsOffset, layout: l}
+			var ds, rra uint64
+			c.ulong(&ds)
+			c.ulong(&rra)
+			if ds > 0 && ds <= maxDS && rra > 0 && rra <= maxRRA {
+				if hs := l.headerSize(int(ds), int(rra)); int64(hs) <= st.Size() {
+					need = max(need, hs)
+				}
 			}
 		}
 	}
-	b := make([]byte, min(int64(need), st.Size()))
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+	if need > len(b) {
+		b = make([]byte, need)
+		if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
 	}
 	return decodeHeader(b, st.Size(), layout)
 }

@@ -183,15 +183,13 @@ func decodeHeader(b []byte, fileSize int64, want Layout) (*header, error) {
 	if fc != floatCookie {
 		return nil, fmt.Errorf("%w: float cookie mismatch (another byte order or alignment)", ErrNotRRD)
 	}
+	if h := tryLayout(b, fileSize, want); h != nil {
+		return h, nil
+	}
 	var match []*header
 	for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
 		if h := tryLayout(b, fileSize, l); h != nil {
 			match = append(match, h)
-		}
-	}
-	for _, h := range match {
-		if h.layout == want {
-			return h, nil
 		}
 	}
 	if len(match) > 0 {

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,6 +34,26 @@ func openBeneath(base string) (*beneath, error) {
 }
 
 func (b *beneath) close() error { return unix.Close(b.fd) }
+
+// open opens the existing file rel (relative to the base, with slashes) with flags, in
+// one openat2 call that fails on any symbolic link on the way; where the kernel has no
+// openat2 it fails with errors.ErrUnsupported.
+func (b *beneath) open(rel string, flags int) (*os.File, error) {
+	if !b.openat2.Load() {
+		return nil, errors.ErrUnsupported
+	}
+	fd, err := unix.Openat2(b.fd, rel, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			b.openat2.Store(false)
+		}
+		return nil, &fs.PathError{Op: "open", Path: b.name(rel), Err: err}
+	}
+	return os.NewFile(uintptr(fd), b.name(rel)), nil
+}
 
 // spareFlags open the spare file, or make it: O_NOFOLLOW refuses a symbolic link, and
 // O_NONBLOCK a named pipe with no reader, which would otherwise block.

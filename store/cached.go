@@ -107,6 +107,11 @@ func (b *cached) update(path string, u rrdfmt.Update) error {
 }
 
 // waiting reports whether the daemon is away and not to be tried again yet.
+// updateBeneath: rrdcached opens the files itself.
+func (b *cached) updateBeneath(*beneath, string, rrdfmt.Update) (bool, error) {
+	return false, errors.ErrUnsupported
+}
+
 func (b *cached) waiting() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"pingmachine/rrdfmt"
 )
 
@@ -55,6 +57,11 @@ func rrdSpec(step time.Duration, pings int, template string) rrdfmt.Spec {
 type backend interface {
 	create(path string, spec rrdfmt.Spec) error
 	update(path string, u rrdfmt.Update) error
+	// updateBeneath is update of the file rel below the base b, opened in one call that
+	// refuses any symbolic link on the way. opened is false when it could not be opened
+	// so (it is missing, a link is on the way, or the backend does not open files): the
+	// caller then takes the careful way.
+	updateBeneath(b *beneath, rel string, u rrdfmt.Update) (opened bool, err error)
 	// flush makes the file on disk complete before it is renamed, and makes the backend
 	// forget it.
 	flush(path string) error
@@ -71,6 +78,14 @@ type files struct {
 func (f files) create(path string, spec rrdfmt.Spec) error { return rrdfmt.Create(path, spec) }
 func (f files) update(path string, u rrdfmt.Update) error {
 	return rrdfmt.UpdateFile(path, f.layout, u)
+}
+func (f files) updateBeneath(b *beneath, rel string, u rrdfmt.Update) (bool, error) {
+	file, err := b.open(rel, unix.O_RDWR)
+	if err != nil {
+		return false, err
+	}
+	defer file.Close()
+	return true, rrdfmt.UpdateOpen(file, f.layout, u)
 }
 func (files) flush(string) error { return nil }
 

@@ -474,15 +474,7 @@ func (s *Store) Write(r Result) error {
 	sum := r.summarize()
 	var errs []error
 	if se.RRDTemplate != "norrd" {
-		out, err := dir(s.output, r.ID)
-		if err != nil {
-			return err
-		}
-		// The directory may have been removed under us; the results still have a home.
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		if err := s.updateRRD(se, filepath.Join(out, "main.rrd"), r.Time, sum); err != nil {
+		if err := s.updateRRD(se, r.ID, r.Time, sum); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -498,16 +490,32 @@ func (s *Store) Write(r Result) error {
 }
 
 // updateRRD applies a round to main.rrd, replacing a missing or corrupt file first.
-func (s *Store) updateRRD(se *Series, path string, t time.Time, sum summary) error {
+// The usual case opens it in one call that refuses any symbolic link on the way; when
+// that cannot be, the directories are checked one by one and made again if they went.
+func (s *Store) updateRRD(se *Series, id string, t time.Time, sum summary) error {
 	u := rrdfmt.Update{Time: t, Values: sum.rrdValues()}
-	if isLink(path) {
-		if _, err := s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link")); err != nil {
-			return err
-		}
-	}
-	err := s.rrd.update(path, u)
-	if err == nil {
+	opened, err := s.rrd.updateBeneath(s.base, "output/"+id+"/main.rrd", u)
+	if opened && err == nil {
 		return nil
+	}
+	out, derr := dir(s.output, id)
+	if derr != nil {
+		return derr
+	}
+	// The directory may have been removed under us; the results still have a home.
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(out, "main.rrd")
+	if !opened {
+		if isLink(path) {
+			if _, err := s.replaceCorrupt(se, path, errors.New("main.rrd is a symbolic link")); err != nil {
+				return err
+			}
+		}
+		if err = s.rrd.update(path, u); err == nil {
+			return nil
+		}
 	}
 	switch _, serr := os.Lstat(path); {
 	case errors.Is(serr, fs.ErrNotExist):

@@ -1085,3 +1085,73 @@ func inode(t *testing.T, path string) uint64 {
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
+
+// TestWriteAfterChangesUnderneath changes what a prepared order's output holds between
+// two rounds, both where main.rrd is opened in one openat2 call and where the kernel has
+// none: the second round is written all the same (into a main.rrd made anew where it is
+// missing or unusable), except through a symbolic link, which nothing is written through.
+func TestWriteAfterChangesUnderneath(t *testing.T) {
+	se := Series{ID: "site/host", Step: time.Minute, Pings: 2, RRDTemplate: "smokeping"}
+	tests := []struct {
+		name    string
+		change  func(ts *testStore, outside string) error
+		wantErr string // empty: the second round is in main.rrd
+	}{
+		{"nothing", func(*testStore, string) error { return nil }, ""},
+		{"main.rrd removed", func(ts *testStore, _ string) error {
+			return os.Remove(ts.out(se.ID, "main.rrd"))
+		}, ""},
+		{"output directory removed", func(ts *testStore, _ string) error {
+			return os.RemoveAll(ts.out(se.ID))
+		}, ""},
+		{"main.rrd not an RRD", func(ts *testStore, _ string) error {
+			return os.WriteFile(ts.out(se.ID, "main.rrd"), []byte("junk"), 0o644)
+		}, ""},
+		{"main.rrd a link", func(ts *testStore, outside string) error {
+			os.Remove(ts.out(se.ID, "main.rrd"))
+			return os.Symlink(filepath.Join(outside, "victim"), ts.out(se.ID, "main.rrd"))
+		}, ""},
+		{"output directory a link", func(ts *testStore, outside string) error {
+			os.RemoveAll(ts.out(se.ID))
+			return os.Symlink(outside, ts.out(se.ID))
+		}, "is a symbolic link: nothing is written through it"},
+	}
+	for _, viaOpenat2 := range []bool{true, false} {
+		for _, tt := range tests {
+			name := tt.name
+			if !viaOpenat2 {
+				name += " without openat2"
+			}
+			t.Run(name, func(t *testing.T) {
+				ts := newStore(t, Options{})
+				ts.Store.base.openat2.Store(viaOpenat2)
+				outside := t.TempDir()
+				victim := filepath.Join(outside, "victim")
+				os.WriteFile(victim, []byte("precious"), 0o644)
+				ts.mustPrepare(t, se)
+				ts.round(t, se, rtts(1, 2))
+				if err := tt.change(ts, outside); err != nil {
+					t.Fatal(err)
+				}
+				ts.clock.Set(ts.clock.Now().Unix() + 60)
+				second := rtts(3, 4)
+				res := Result{ID: se.ID, Time: Stamp(ts.clock.Now(), se.Step), Step: se.Step, RTTs: second}
+				err := ts.Write(res)
+				switch {
+				case tt.wantErr == "" && err != nil:
+					t.Fatalf("Write: %v", err)
+				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+					t.Fatalf("Write: error %v, want one saying %q", err, tt.wantErr)
+				case tt.wantErr == "":
+					checkRow(t, "the second round", rrdtest.FetchRow(t, ts.out(se.ID, "main.rrd"), res.Time.Unix(), se.Step), wantRow(second))
+				}
+				if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
+					t.Errorf("outside the base directory: %v, want only the victim", names)
+				}
+				if b, _ := os.ReadFile(victim); string(b) != "precious" {
+					t.Errorf("the file outside was changed: %q", b)
+				}
+			})
+		}
+	}
+}
