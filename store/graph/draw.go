@@ -1,0 +1,408 @@
+package graph
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"strconv"
+	"time"
+
+	xfont "golang.org/x/image/font"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// Format is the kind of picture Draw writes.
+type Format int
+
+const (
+	PNG Format = iota
+	SVG
+)
+
+// Options say how Draw lays out a graph.
+type Options struct {
+	Format Format
+	Title  string // the first line: what was measured, such as the order's id and target
+	// Height is that of the plot area in pixels, as rrdtool graph's --height; its width
+	// is the span's. The title, axes and legend come around it.
+	Height   int
+	Location *time.Location // of the time axis; nil means time.Local
+}
+
+// Sizes in pixels (a PNG is drawn at 72 dpi, so one point is one pixel). The text is
+// large for a picture of this size so that it stays readable when a phone shrinks the
+// picture to its screen.
+const (
+	margin      = 14
+	titleSize   = 22
+	textSize    = 18
+	tickSize    = 16
+	lineGap     = 7  // between legend lines
+	medianWidth = 4  // the loss-coloured median line
+	swatchSize  = 14 // the loss colour squares in the legend
+)
+
+var (
+	sans      = font.Font{Typeface: "Liberation", Variant: "Sans"}
+	sansBold  = font.Font{Typeface: "Liberation", Variant: "Sans", Weight: xfont.WeightBold}
+	ink       = color.NRGBA{0x20, 0x20, 0x20, 0xff}
+	greyText  = color.NRGBA{0x55, 0x55, 0x55, 0xff}
+	majorGrid = color.NRGBA{0x00, 0x00, 0x00, 0x2a}
+	minorGrid = color.NRGBA{0x00, 0x00, 0x00, 0x12}
+)
+
+func style(f font.Font, size vg.Length, c color.Color) text.Style {
+	return text.Style{Color: c, Font: font.From(f, size), Handler: plot.DefaultTextHandler}
+}
+
+// Draw writes a Smokeping-style picture of d: for each pair of pings i and N+1-i, the
+// band between them in grey, the outermost lightest (the "smoke"); the median as a line
+// coloured by the row's loss in Smokeping's colours, where rows whose pings were all lost
+// are shaded in a pale loss colour; and a legend with the figures of Stats, the loss
+// colours and the probe's pings and step. Rows without data stay empty.
+func Draw(w io.Writer, d *Data, o Options) error {
+	if o.Height < 1 {
+		return fmt.Errorf("graph: height %d: want at least one pixel", o.Height)
+	}
+	loc := o.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	g := newPicture(d, o, loc)
+	width, height := g.size()
+	switch o.Format {
+	case PNG:
+		c := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(72), vgimg.UseBackgroundColor(color.White))
+		g.draw(draw.New(c))
+		if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(w); err != nil {
+			return fmt.Errorf("graph: writing PNG: %w", err)
+		}
+	case SVG:
+		c := vgsvg.New(width, height)
+		g.draw(draw.New(c))
+		var b bytes.Buffer
+		if _, err := c.WriteTo(&b); err != nil {
+			return fmt.Errorf("graph: writing SVG: %w", err)
+		}
+		// The text was measured with Liberation Sans; where a browser lacks it, the
+		// metric-compatible Arial or Helvetica keep the layout, where its default
+		// (often a serif) would not.
+		svg := bytes.ReplaceAll(b.Bytes(), []byte("font-family:Liberation Sans;"),
+			[]byte("font-family:'Liberation Sans',Arial,Helvetica,sans-serif;"))
+		if _, err := w.Write(svg); err != nil {
+			return fmt.Errorf("graph: writing SVG: %w", err)
+		}
+	default:
+		return fmt.Errorf("graph: unknown format %d", o.Format)
+	}
+	return nil
+}
+
+// picture is a graph laid out: the title lines, the plot and the legend, top to bottom.
+type picture struct {
+	d       *Data
+	o       Options
+	loc     *time.Location
+	plot    *plot.Plot
+	stats   Stats
+	buckets []lossBucket
+	// The plot's margins around its data area: the axes with their labels.
+	left, right, bottom, top vg.Length
+	title, sub, label, value, head text.Style
+}
+
+func newPicture(d *Data, o Options, loc *time.Location) *picture {
+	g := &picture{
+		d: d, o: o, loc: loc, stats: d.Stats(), buckets: lossBuckets(d.Pings),
+		title: style(sansBold, titleSize, ink),
+		sub:   style(sans, tickSize, greyText),
+		label: style(sansBold, textSize, ink),
+		value: style(sans, textSize, ink),
+		head:  style(sans, textSize, greyText),
+	}
+	tick := style(sans, tickSize, greyText)
+	// Smokeping's top: 1.2 times the largest median, so that outliers in the smoke do
+	// not flatten the picture (they are cut at the top).
+	top := 1.2 * g.stats.Median.Max
+	if math.IsNaN(top) {
+		top = maxRTT(d)
+	}
+	rtt := newRTTScale(top)
+	p := plot.New()
+	p.BackgroundColor = nil
+	p.X.Min, p.X.Max = float64(d.Span.Start.Unix()), float64(d.Span.End.Unix())
+	p.Y.Min, p.Y.Max = 0, rtt.top
+	p.X.Tick.Marker = timeTicks{chooseTimeScale(d.Span.End.Sub(d.Span.Start), float64(d.Span.Width),
+		func(s string) float64 { return tick.Width(s).Points() }, textSize), loc}
+	p.Y.Tick.Marker = rtt
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Padding = 0
+		a.Color = greyText
+		a.Tick.Color = greyText
+		a.Tick.Label.Font = tick.Font
+		a.Tick.Label.Color = tick.Color
+		a.Tick.Length = 5
+	}
+	p.Add(outages{g}, smoke{g}, grid{}, median{g})
+	g.plot = p
+	g.fitMargins()
+	return g
+}
+
+// maxRTT is the largest RTT in the data, for a top when no median is known.
+func maxRTT(d *Data) float64 {
+	top := math.NaN()
+	for _, row := range d.RTT {
+		for _, v := range row {
+			if !(v <= top) {
+				top = v
+			}
+		}
+	}
+	return top
+}
+
+// fitMargins measures the axes around the data area so that it is exactly the span's
+// width and the height asked for. gonum/plot places the data area inside a given
+// rectangle; its margins depend a little on the rectangle's size, so measure twice.
+func (g *picture) fitMargins() {
+	w, h := vg.Length(g.d.Span.Width), vg.Length(g.o.Height)
+	outer := vg.Rectangle{Max: vg.Point{X: w + 200, Y: h + 100}}
+	for range 3 {
+		dc := g.plot.DataCanvas(draw.Canvas{Rectangle: outer})
+		g.left, g.right = dc.Min.X-outer.Min.X, outer.Max.X-dc.Max.X
+		g.bottom, g.top = dc.Min.Y-outer.Min.Y, outer.Max.Y-dc.Max.Y
+		outer.Max = vg.Point{X: w + g.left + g.right, Y: h + g.bottom + g.top}
+	}
+}
+
+func (g *picture) lineHeight(s text.Style) vg.Length {
+	e := s.FontExtents()
+	return e.Ascent + e.Descent
+}
+
+func (g *picture) titleHeight() vg.Length {
+	return g.lineHeight(g.title) + lineGap + g.lineHeight(g.sub)
+}
+
+func (g *picture) plotWidth() vg.Length {
+	return vg.Length(g.d.Span.Width) + g.left + g.right
+}
+
+func (g *picture) plotHeight() vg.Length {
+	return vg.Length(g.o.Height) + g.bottom + g.top
+}
+
+// size is the whole picture's.
+func (g *picture) size() (w, h vg.Length) {
+	w = max(g.plotWidth(), g.legendWidth()) + 2*margin
+	h = margin + g.titleHeight() + margin + g.plotHeight() + margin + g.legendHeight() + margin
+	return w, h
+}
+
+func (g *picture) draw(c draw.Canvas) {
+	y := c.Max.Y - margin
+	g.drawTitle(c, y)
+	y -= g.titleHeight() + margin
+	plotArea := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+		Min: vg.Point{X: c.Min.X + margin, Y: y - g.plotHeight()},
+		Max: vg.Point{X: c.Min.X + margin + g.plotWidth(), Y: y},
+	}}
+	g.plot.Draw(plotArea)
+	// A frame around the data area, as rrdtool draws one.
+	dc := g.plot.DataCanvas(plotArea)
+	c.StrokeLines(draw.LineStyle{Color: greyText, Width: 1}, []vg.Point{
+		dc.Min, {X: dc.Max.X, Y: dc.Min.Y}, dc.Max, {X: dc.Min.X, Y: dc.Max.Y}, dc.Min})
+	y -= g.plotHeight() + margin
+	g.drawLegend(c, c.Min.X+margin, y)
+}
+
+// drawTitle writes the title and, below it, the span in local time, both centred.
+func (g *picture) drawTitle(c draw.Canvas, y vg.Length) {
+	room := c.Max.X - c.Min.X - 2*margin
+	title := fit(g.title, g.o.Title, room)
+	const layout = "2006-01-02 15:04"
+	from, to := g.d.Span.Start.In(g.loc), g.d.Span.End.In(g.loc)
+	sub := from.Format(layout) + " to " + to.Format(layout) + " " + to.Format("MST")
+	for _, l := range []struct {
+		s   text.Style
+		txt string
+	}{{g.title, title}, {g.sub, sub}} {
+		l.s.XAlign, l.s.YAlign = draw.XCenter, draw.YTop
+		c.FillText(l.s, vg.Point{X: c.Center().X, Y: y}, l.txt)
+		y -= g.lineHeight(l.s) + lineGap
+	}
+}
+
+// fit shortens s with an ellipsis until it is at most room wide.
+func fit(sty text.Style, s string, room vg.Length) string {
+	r := []rune(s)
+	for len(r) > 1 && sty.Width(string(r)) > room {
+		r = r[:len(r)-2]
+		r = append(r, '…')
+	}
+	return string(r)
+}
+
+// legend is what goes below the plot: a table of the figures, with a header row, then
+// lines whose items follow each other, each line and row after a bold label.
+type legend struct {
+	header []string
+	rows   []legendLine
+	lines  []legendLine
+}
+
+type legendLine struct {
+	label string
+	items []string
+	// swatches, if set, puts a colour square before each item.
+	swatches []color.Color
+}
+
+const (
+	colGap  = 22 // between the table's columns
+	itemGap = 14 // between the items of a line
+)
+
+func (g *picture) legend() legend {
+	m, l := g.stats.Median, g.stats.Loss
+	lg := legend{
+		header: []string{"now", "avg", "max", "min", "sd"},
+		rows: []legendLine{
+			{label: "median RTT", items: []string{rtt(m.Now), rtt(m.Avg), rtt(m.Max), rtt(m.Min), rtt(m.StdDev)}},
+			{label: "packet loss", items: []string{percent(l.Now), percent(l.Avg), percent(l.Max)}},
+		},
+	}
+	colours := legendLine{label: "lost pings"}
+	for _, b := range g.buckets {
+		colours.items = append(colours.items, b.Label)
+		colours.swatches = append(colours.swatches, b.Color)
+	}
+	probe := strconv.Itoa(g.d.Pings) + " pings every " + strconv.FormatFloat(g.d.Round.Seconds(), 'f', -1, 64) + " s"
+	if g.d.Pings < 3 {
+		probe += " (too few for smoke)"
+	}
+	lg.lines = []legendLine{colours, {label: "probe", items: []string{probe}}}
+	return lg
+}
+
+// layout returns the width of the labels, where the table's columns end (their items
+// are right-aligned) counting from the labels' start, and the legend's width.
+func (g *picture) layout(lg legend) (labelW vg.Length, colEnds []vg.Length, width vg.Length) {
+	for _, l := range append(lg.rows, lg.lines...) {
+		labelW = max(labelW, g.label.Width(l.label))
+	}
+	x := labelW
+	for i, h := range lg.header {
+		w := g.head.Width(h)
+		for _, r := range lg.rows {
+			if i < len(r.items) {
+				w = max(w, g.value.Width(r.items[i]))
+			}
+		}
+		x += colGap + w
+		colEnds = append(colEnds, x)
+	}
+	width = x
+	for _, l := range lg.lines {
+		width = max(width, labelW+colGap+g.flowWidth(l))
+	}
+	return labelW, colEnds, width
+}
+
+// flowWidth is the width of a line whose items follow each other.
+func (g *picture) flowWidth(l legendLine) vg.Length {
+	var w vg.Length
+	for i, it := range l.items {
+		if i > 0 {
+			w += itemGap
+		}
+		if l.swatches != nil {
+			w += swatchSize + 5
+		}
+		w += g.value.Width(it)
+	}
+	return w
+}
+
+func (g *picture) legendWidth() vg.Length {
+	_, _, w := g.layout(g.legend())
+	return w
+}
+
+func (g *picture) legendHeight() vg.Length {
+	lg := g.legend()
+	n := vg.Length(1 + len(lg.rows) + len(lg.lines))
+	return n*g.lineHeight(g.value) + (n-1)*lineGap
+}
+
+// drawLegend draws the legend with its top left corner at (x, y).
+func (g *picture) drawLegend(c draw.Canvas, x, y vg.Length) {
+	lg := g.legend()
+	labelW, colEnds, _ := g.layout(lg)
+	lh := g.lineHeight(g.value)
+	desc := g.value.FontExtents().Descent
+	right := func(s text.Style) text.Style { s.XAlign = draw.XRight; return s }
+	base := y - lh + desc
+	for i, h := range lg.header {
+		c.FillText(right(g.head), vg.Point{X: x + colEnds[i], Y: base}, h)
+	}
+	for _, r := range lg.rows {
+		base -= lh + lineGap
+		c.FillText(g.label, vg.Point{X: x, Y: base}, r.label)
+		for i, it := range r.items {
+			c.FillText(right(g.value), vg.Point{X: x + colEnds[i], Y: base}, it)
+		}
+	}
+	for _, l := range lg.lines {
+		base -= lh + lineGap
+		c.FillText(g.label, vg.Point{X: x, Y: base}, l.label)
+		ix := x + labelW + colGap
+		for j, it := range l.items {
+			if l.swatches != nil {
+				c.FillPolygon(l.swatches[j], rect(ix, base-1, ix+swatchSize, base+swatchSize-1))
+				ix += swatchSize + 5
+			}
+			c.FillText(g.value, vg.Point{X: ix, Y: base}, it)
+			ix += g.value.Width(it) + itemGap
+		}
+	}
+}
+
+// rtt writes a time in seconds with three significant digits in µs, ms or s.
+func rtt(s float64) string {
+	if math.IsNaN(s) {
+		return "–"
+	}
+	u := unitFor(s)
+	return u.format(s, decimals(s*u.scale))
+}
+
+func percent(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return "–"
+	case p == 0:
+		return "0 %"
+	}
+	return strconv.FormatFloat(p, 'f', decimals(p), 64) + " %"
+}
+
+// decimals is how many keep three significant digits of v (at most two decimals).
+func decimals(v float64) int {
+	switch {
+	case v >= 100:
+		return 0
+	case v >= 10:
+		return 1
+	}
+	return 2
+}
