@@ -22,6 +22,7 @@ import (
 // Format is the kind of picture Draw writes.
 type Format int
 
+// The formats Draw writes, from the same drawing.
 const (
 	PNG Format = iota
 	SVG
@@ -115,7 +116,7 @@ type picture struct {
 	stats   Stats
 	buckets []lossBucket
 	// The plot's margins around its data area: the axes with their labels.
-	left, right, bottom, top vg.Length
+	left, right, bottom, top       vg.Length
 	title, sub, label, value, head text.Style
 }
 
@@ -145,8 +146,8 @@ func newPicture(d *Data, o Options, loc *time.Location) *picture {
 	p.Y.Tick.Marker = rtt
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Padding = 0
-		a.Color = greyText
-		a.Tick.Color = greyText
+		a.Color, a.Width = greyText, 1
+		a.Tick.Color, a.Tick.Width = greyText, 1
 		a.Tick.Label.Font = tick.Font
 		a.Tick.Label.Color = tick.Color
 		a.Tick.Length = 5
@@ -193,36 +194,41 @@ func (g *picture) titleHeight() vg.Length {
 	return g.lineHeight(g.title) + lineGap + g.lineHeight(g.sub)
 }
 
-func (g *picture) plotWidth() vg.Length {
-	return vg.Length(g.d.Span.Width) + g.left + g.right
-}
-
-func (g *picture) plotHeight() vg.Length {
-	return vg.Length(g.o.Height) + g.bottom + g.top
-}
-
-// size is the whole picture's.
+// size is the whole picture's, in whole pixels.
 func (g *picture) size() (w, h vg.Length) {
-	w = max(g.plotWidth(), g.legendWidth()) + 2*margin
-	h = margin + g.titleHeight() + margin + g.plotHeight() + margin + g.legendHeight() + margin
-	return w, h
+	w = max(ceil(g.left)+vg.Length(g.d.Span.Width)+g.right, g.legendWidth()) + 2*margin
+	h = ceil(margin+g.titleHeight()+margin+g.top) + vg.Length(g.o.Height) + g.bottom + margin + g.legendHeight() + margin
+	return ceil(w), ceil(h)
 }
+
+func ceil(l vg.Length) vg.Length { return vg.Length(math.Ceil(float64(l))) }
 
 func (g *picture) draw(c draw.Canvas) {
-	y := c.Max.Y - margin
-	g.drawTitle(c, y)
-	y -= g.titleHeight() + margin
-	plotArea := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
-		Min: vg.Point{X: c.Min.X + margin, Y: y - g.plotHeight()},
-		Max: vg.Point{X: c.Min.X + margin + g.plotWidth(), Y: y},
-	}}
+	g.drawTitle(c, c.Max.Y-margin)
+	plotArea := g.plotArea(c)
 	g.plot.Draw(plotArea)
 	// A frame around the data area, as rrdtool draws one.
-	dc := g.plot.DataCanvas(plotArea)
+	r := g.dataArea(c)
 	c.StrokeLines(draw.LineStyle{Color: greyText, Width: 1}, []vg.Point{
-		dc.Min, {X: dc.Max.X, Y: dc.Min.Y}, dc.Max, {X: dc.Min.X, Y: dc.Max.Y}, dc.Min})
-	y -= g.plotHeight() + margin
-	g.drawLegend(c, c.Min.X+margin, y)
+		r.Min, {X: r.Max.X, Y: r.Min.Y}, r.Max, {X: r.Min.X, Y: r.Max.Y}, r.Min})
+	g.drawLegend(c, c.Min.X+margin, plotArea.Min.Y-margin)
+}
+
+// dataArea is where the data go on the picture's canvas c, below the title: on whole
+// pixels, so that the edges of rows and the grid fall on pixel boundaries in a PNG.
+func (g *picture) dataArea(c draw.Canvas) vg.Rectangle {
+	x := c.Min.X + margin + ceil(g.left)
+	top := c.Max.Y - ceil(margin+g.titleHeight()+margin+g.top)
+	return vg.Rectangle{Min: vg.Point{X: x, Y: top - vg.Length(g.o.Height)}, Max: vg.Point{X: x + vg.Length(g.d.Span.Width), Y: top}}
+}
+
+// plotArea is the part of c that the plot takes: the data area and the axes around it.
+func (g *picture) plotArea(c draw.Canvas) draw.Canvas {
+	r := g.dataArea(c)
+	return draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+		Min: vg.Point{X: r.Min.X - g.left, Y: r.Min.Y - g.bottom},
+		Max: vg.Point{X: r.Max.X + g.right, Y: r.Max.Y + g.top},
+	}}
 }
 
 // drawTitle writes the title and, below it, the span in local time, both centred.
