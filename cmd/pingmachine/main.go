@@ -5,9 +5,11 @@
 //
 //	pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]
 //	pingmachine ping [flags] [target ...]
+//	pingmachine graph -i ID [flags]
 //
 // The bare form runs the daemon over an orders/ output/ archive/ tree; "ping" checks
-// targets by hand on the same ICMP engine, printing fping -C style lines.
+// targets by hand on the same ICMP engine, printing fping -C style lines; "graph" draws a
+// Smokeping-style PNG or SVG of an order's main.rrd.
 package main
 
 import (
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case "ping":
 			return pingCommand(ctx, args[1:], stdin, stdout, stderr)
+		case "graph":
+			return graphCommand(args[1:], stdout, stderr)
 		case "help":
 			usage(stderr)
 			return exitOK
@@ -56,6 +60,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+	fmt.Fprintln(w, "       pingmachine graph -i ID [-p day|week|month|year|SECONDS] [-o FILE.png|FILE.svg] [-b DIR]")
+	fmt.Fprintln(w, "                         [--width W --height H] [--end TIME]")
 }
 
 // defaultSCION is where the Perl version found SCION when $SC was not set.
