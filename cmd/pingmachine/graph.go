@@ -129,14 +129,7 @@ func parseGraphArgs(args []string, now time.Time, stderr io.Writer) (graphConfig
 	default:
 		problems = append(problems, fmt.Sprintf("-o %s: want a file name ending in .png or .svg", c.out))
 	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "pingmachine graph:", p)
-		}
-		fmt.Fprintln(stderr, "see 'pingmachine graph -h'")
-		return c, errors.New(strings.Join(problems, "; "))
-	}
-	return c, nil
+	return c, badArgs(stderr, "graph", problems)
 }
 
 // graphCommand draws the graph of one order's main.rrd into the -o file. It reads the

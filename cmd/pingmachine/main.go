@@ -15,11 +15,13 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -62,6 +64,19 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 	fmt.Fprintln(w, "       pingmachine graph -i ID [-p day|week|month|year|SECONDS] [-o FILE.png|FILE.svg] [-b DIR]")
 	fmt.Fprintln(w, "                         [--width W --height H] [--end TIME]")
+}
+
+// badArgs explains each problem with a subcommand's arguments on stderr, and where its
+// usage is, and returns them as one error; nil if there are none.
+func badArgs(stderr io.Writer, command string, problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "pingmachine %s: %s\n", command, p)
+	}
+	fmt.Fprintf(stderr, "see 'pingmachine %s -h'\n", command)
+	return errors.New(strings.Join(problems, "; "))
 }
 
 // defaultSCION is where the Perl version found SCION when $SC was not set.
