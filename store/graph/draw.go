@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -115,6 +116,7 @@ type picture struct {
 	plot    *plot.Plot
 	stats   Stats
 	buckets []lossBucket
+	legend  legend
 	// The plot's margins around its data area: the axes with their labels.
 	left, right, bottom, top       vg.Length
 	title, sub, label, value, head text.Style
@@ -154,16 +156,17 @@ func newPicture(d *Data, o Options, loc *time.Location) *picture {
 	}
 	p.Add(outages{g}, smoke{g}, grid{}, median{g})
 	g.plot = p
+	g.legend = g.makeLegend()
 	g.fitMargins()
 	return g
 }
 
-// maxRTT is the largest RTT in the data, for a top when no median is known.
+// maxRTT is the largest RTT in the data (NaN if none), for a top when no median is known.
 func maxRTT(d *Data) float64 {
 	top := math.NaN()
 	for _, row := range d.RTT {
 		for _, v := range row {
-			if !(v <= top) {
+			if !math.IsNaN(v) && !(v <= top) {
 				top = v
 			}
 		}
@@ -173,7 +176,8 @@ func maxRTT(d *Data) float64 {
 
 // fitMargins measures the axes around the data area so that it is exactly the span's
 // width and the height asked for. gonum/plot places the data area inside a given
-// rectangle; its margins depend a little on the rectangle's size, so measure twice.
+// rectangle, and its margins depend a little on the rectangle's size (it keeps the tick
+// labels at the ends inside), so the measure is repeated until it settles.
 func (g *picture) fitMargins() {
 	w, h := vg.Length(g.d.Span.Width), vg.Length(g.o.Height)
 	outer := vg.Rectangle{Max: vg.Point{X: w + 200, Y: h + 100}}
@@ -185,13 +189,13 @@ func (g *picture) fitMargins() {
 	}
 }
 
-func (g *picture) lineHeight(s text.Style) vg.Length {
+func lineHeight(s text.Style) vg.Length {
 	e := s.FontExtents()
 	return e.Ascent + e.Descent
 }
 
 func (g *picture) titleHeight() vg.Length {
-	return g.lineHeight(g.title) + lineGap + g.lineHeight(g.sub)
+	return lineHeight(g.title) + lineGap + lineHeight(g.sub)
 }
 
 // size is the whole picture's, in whole pixels.
@@ -244,7 +248,7 @@ func (g *picture) drawTitle(c draw.Canvas, y vg.Length) {
 	}{{g.title, title}, {g.sub, sub}} {
 		l.s.XAlign, l.s.YAlign = draw.XCenter, draw.YTop
 		c.FillText(l.s, vg.Point{X: c.Center().X, Y: y}, l.txt)
-		y -= g.lineHeight(l.s) + lineGap
+		y -= lineHeight(l.s) + lineGap
 	}
 }
 
@@ -278,7 +282,7 @@ const (
 	itemGap = 14 // between the items of a line
 )
 
-func (g *picture) legend() legend {
+func (g *picture) makeLegend() legend {
 	m, l := g.stats.Median, g.stats.Loss
 	lg := legend{
 		header: []string{"now", "avg", "max", "min", "sd"},
@@ -303,7 +307,7 @@ func (g *picture) legend() legend {
 // layout returns the width of the labels, where the table's columns end (their items
 // are right-aligned) counting from the labels' start, and the legend's width.
 func (g *picture) layout(lg legend) (labelW vg.Length, colEnds []vg.Length, width vg.Length) {
-	for _, l := range append(lg.rows, lg.lines...) {
+	for _, l := range slices.Concat(lg.rows, lg.lines) {
 		labelW = max(labelW, g.label.Width(l.label))
 	}
 	x := labelW
@@ -340,21 +344,20 @@ func (g *picture) flowWidth(l legendLine) vg.Length {
 }
 
 func (g *picture) legendWidth() vg.Length {
-	_, _, w := g.layout(g.legend())
+	_, _, w := g.layout(g.legend)
 	return w
 }
 
 func (g *picture) legendHeight() vg.Length {
-	lg := g.legend()
-	n := vg.Length(1 + len(lg.rows) + len(lg.lines))
-	return n*g.lineHeight(g.value) + (n-1)*lineGap
+	n := vg.Length(1 + len(g.legend.rows) + len(g.legend.lines))
+	return n*lineHeight(g.value) + (n-1)*lineGap
 }
 
 // drawLegend draws the legend with its top left corner at (x, y).
 func (g *picture) drawLegend(c draw.Canvas, x, y vg.Length) {
-	lg := g.legend()
+	lg := g.legend
 	labelW, colEnds, _ := g.layout(lg)
-	lh := g.lineHeight(g.value)
+	lh := lineHeight(g.value)
 	desc := g.value.FontExtents().Descent
 	right := func(s text.Style) text.Style { s.XAlign = draw.XRight; return s }
 	base := y - lh + desc
@@ -389,6 +392,9 @@ func rtt(s float64) string {
 		return "–"
 	}
 	u := unitFor(s)
+	if math.Round(s*u.scale) >= 1000 {
+		u = unitFor(s * 1000) // 999.7 µs is 1.00 ms
+	}
 	return u.format(s, decimals(s*u.scale))
 }
 

@@ -74,7 +74,8 @@ func TestLegendFigures(t *testing.T) {
 		got, want string
 	}{
 		{rtt(0.0186432), "18.6 ms"}, {rtt(0.123456), "123 ms"}, {rtt(0.0012345), "1.23 ms"},
-		{rtt(0.000248), "248 µs"}, {rtt(2.5), "2.50 s"}, {rtt(math.NaN()), "–"},
+		{rtt(0.000248), "248 µs"}, {rtt(0.0009997), "1.00 ms"}, {rtt(0.9996), "1.00 s"},
+		{rtt(2.5), "2.50 s"}, {rtt(math.NaN()), "–"},
 		{percent(0), "0 %"}, {percent(3.1111), "3.11 %"}, {percent(35), "35.0 %"}, {percent(100), "100 %"},
 		{percent(math.NaN()), "–"},
 	} {
