@@ -33,6 +33,9 @@ var periods = map[string]time.Duration{
 	"day": 24 * time.Hour, "week": 7 * 24 * time.Hour, "month": 30 * 24 * time.Hour, "year": 365 * 24 * time.Hour,
 }
 
+// maxPixels is the largest --width and --height.
+const maxPixels = 10000
+
 // maxPeriod is the longest -p: main.rrd's archives reach back ten years at most.
 const maxPeriod = 3650 * 24 * time.Hour
 
@@ -111,12 +114,12 @@ func parseGraphArgs(args []string, now time.Time, stderr io.Writer) (graphConfig
 	if c.end, err = parseEnd(end, now); err != nil {
 		problems = append(problems, err.Error())
 	}
-	// Limits that keep a typo from allocating a picture of gigabytes.
-	if c.width < 10 || c.width > 10000 {
-		problems = append(problems, fmt.Sprintf("--width %d: want 10..10000 pixels", c.width))
+	// The upper limit keeps a typo from allocating a picture of gigabytes.
+	if c.width < graph.MinWidth || c.width > maxPixels {
+		problems = append(problems, fmt.Sprintf("--width %d: want %d..%d pixels", c.width, graph.MinWidth, maxPixels))
 	}
-	if c.height < 10 || c.height > 10000 {
-		problems = append(problems, fmt.Sprintf("--height %d: want 10..10000 pixels", c.height))
+	if c.height < graph.MinHeight || c.height > maxPixels {
+		problems = append(problems, fmt.Sprintf("--height %d: want %d..%d pixels", c.height, graph.MinHeight, maxPixels))
 	}
 	if c.out == "" {
 		c.out = strings.ReplaceAll(c.id, "/", "_") + ".png"

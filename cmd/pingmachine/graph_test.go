@@ -77,8 +77,8 @@ func TestGraphArgs(t *testing.T) {
 		{args: []string{"-i", "x", "-p", "99999999999999"}, err: `-p "99999999999999"`},
 		{args: []string{"-i", "x", "--end", "yesterday"}, err: `--end "yesterday": want now, Unix seconds`},
 		{args: []string{"-i", "x", "-o", "x.jpg"}, err: "-o x.jpg: want a file name ending in .png or .svg"},
-		{args: []string{"-i", "x", "--width", "5"}, err: "--width 5: want 10..10000 pixels"},
-		{args: []string{"-i", "x", "--height", "20000"}, err: "--height 20000: want 10..10000 pixels"},
+		{args: []string{"-i", "x", "--width", "99"}, err: "--width 99: want 100..10000 pixels"},
+		{args: []string{"-i", "x", "--height", "20000"}, err: "--height 20000: want 50..10000 pixels"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			var stderr bytes.Buffer

@@ -29,6 +29,12 @@ const (
 	SVG
 )
 
+// The smallest plot area Draw draws, in pixels.
+const (
+	MinWidth  = 100
+	MinHeight = 50
+)
+
 // Options say how Draw lays out a graph.
 type Options struct {
 	Format Format
@@ -71,8 +77,9 @@ func style(f font.Font, size vg.Length, c color.Color) text.Style {
 // are shaded in a pale loss colour; and a legend with the figures of Stats, the loss
 // colours and the probe's pings and step. Rows without data stay empty.
 func Draw(w io.Writer, d *Data, o Options) error {
-	if o.Height < 1 {
-		return fmt.Errorf("graph: height %d: want at least one pixel", o.Height)
+	// Smaller, a time label can be wider than the plot, which gonum/plot cannot place.
+	if d.Span.Width < MinWidth || o.Height < MinHeight {
+		return fmt.Errorf("graph: a plot of %dx%d pixels: want at least %dx%d", d.Span.Width, o.Height, MinWidth, MinHeight)
 	}
 	loc := o.Location
 	if loc == nil {

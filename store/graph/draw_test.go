@@ -306,3 +306,27 @@ func TestSVGContent(t *testing.T) {
 		}
 	}
 }
+
+// TestSizes draws the synthetic data at the smallest size Draw takes, where a single time
+// label is nearly as wide as the plot, and at a large one, and refuses a smaller one.
+func TestSizes(t *testing.T) {
+	for _, c := range []struct {
+		width, height int
+		err           string
+	}{
+		{MinWidth, MinHeight, ""},
+		{1500, 800, ""},
+		{MinWidth - 1, MinHeight, "graph: a plot of 99x50 pixels: want at least 100x50"},
+		{MinWidth, MinHeight - 1, "graph: a plot of 100x49 pixels: want at least 100x50"},
+	} {
+		d := synthetic()
+		d.Span.Width = c.width
+		if c.err != "" {
+			if err := Draw(io.Discard, d, Options{Height: c.height}); err == nil || err.Error() != c.err {
+				t.Errorf("%dx%d: %v, want %q", c.width, c.height, err, c.err)
+			}
+			continue
+		}
+		drawn(t, d, Options{Height: c.height})
+	}
+}
