@@ -75,7 +75,8 @@ func style(f font.Font, size vg.Length, c color.Color) text.Style {
 // band between them in grey, the outermost lightest (the "smoke"); the median as a line
 // coloured by the row's loss in Smokeping's colours, where rows whose pings were all lost
 // are shaded in a pale loss colour; and a legend with the figures of Stats, the loss
-// colours and the probe's pings and step. Rows without data stay empty.
+// colours and the probe's pings and step. Rows without data stay empty, and a span
+// without any says "no data".
 func Draw(w io.Writer, d *Data, o Options) error {
 	// Smaller, a time label can be wider than the plot, which gonum/plot cannot place.
 	if d.Span.Width < MinWidth || o.Height < MinHeight {
@@ -222,6 +223,11 @@ func (g *picture) draw(c draw.Canvas) {
 	r := g.dataArea(c)
 	c.StrokeLines(draw.LineStyle{Color: greyText, Width: 1}, []vg.Point{
 		r.Min, {X: r.Max.X, Y: r.Min.Y}, r.Max, {X: r.Min.X, Y: r.Max.Y}, r.Min})
+	if math.IsNaN(g.stats.Loss.Now) { // no round in the span: say so, rather than look empty
+		s := g.head
+		s.XAlign, s.YAlign = draw.XCenter, draw.YCenter
+		c.FillText(s, vg.Point{X: (r.Min.X + r.Max.X) / 2, Y: (r.Min.Y + r.Max.Y) / 2}, "no data")
+	}
 	g.drawLegend(c, c.Min.X+margin, plotArea.Min.Y-margin)
 }
 

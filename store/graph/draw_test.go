@@ -299,6 +299,23 @@ func TestSVGContent(t *testing.T) {
 			t.Errorf("no figure %q in the SVG; its texts: %q", w, texts)
 		}
 	}
+	if slices.Contains(texts, "no data") {
+		t.Errorf("a graph with data says it has none")
+	}
+	// A span without any round says so.
+	for i := range d.Loss {
+		d.Loss[i], d.Median[i] = math.NaN(), math.NaN()
+		for k := range d.RTT[i] {
+			d.RTT[i][k] = math.NaN()
+		}
+	}
+	b.Reset()
+	if err := Draw(&b, d, Options{Format: SVG, Height: 250}); err != nil {
+		t.Fatal(err)
+	}
+	if empty, _ := svgTexts(t, &b); !slices.Contains(empty, "no data") || !slices.Contains(empty, "–") {
+		t.Errorf("a graph without data: %q, want \"no data\" and – for the figures", empty)
+	}
 	for _, c := range []string{"#dddddd", "#cacaca", "#b7b7b7", "#a4a4a4", "#919191", "#7e7e7e", "#6b6b6b", "#585858", "#454545", "#323232",
 		"#26ff00", "#00b8ff", "#0059ff", "#7e00ff", "#ff00ff", "#ff5500", "#ff0000", "#a00000"} {
 		if !fills[c] {
