@@ -1,3 +1,8 @@
+// Package graph draws Smokeping-style pictures of a pingmachine main.rrd, as PNG or SVG:
+// the spread of each round's RTTs as grey smoke, the median as a line coloured by the
+// round's loss, and a legend whose figures are those rrdtool graph prints for the same
+// file and span. Read takes the rows from the file as rrdtool graph does, Stats computes
+// the figures, and Draw lays out the picture with gonum/plot.
 package graph
 
 import (
