@@ -146,7 +146,7 @@ func graphCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadArgs
 	}
 	if err := drawGraph(c, stderr); err != nil {
-		fmt.Fprintln(stderr, "pingmachine graph:", err)
+		fmt.Fprintln(stderr, "pingmachine:", err)
 		return graphFailed
 	}
 	fmt.Fprintln(stdout, c.out)
@@ -225,7 +225,7 @@ func orderTarget(base, id string) (string, error) {
 func writeAtomic(path string, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	defer os.Remove(f.Name())
 	err = write(f)
@@ -238,5 +238,8 @@ func writeAtomic(path string, write func(io.Writer) error) error {
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }

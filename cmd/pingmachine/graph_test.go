@@ -194,26 +194,32 @@ func TestGraphCommand(t *testing.T) {
 
 	for _, c := range []struct {
 		name   string
-		setup  func(t *testing.T, base string) string // returns the id
+		id     string
+		file   string // a file to write first, and its content
+		data   string
+		out    string // the -o file; empty for one in a new directory
 		exit   int
 		stderr string
 	}{
-		{"no such order", func(*testing.T, string) string { return "nope" }, graphFailed,
-			"pingmachine graph: order nope has no main.rrd: neither " + filepath.Join(base, "output/nope/main.rrd") + " nor " + filepath.Join(base, "archive/nope/main.rrd") + " exists\n"},
-		{"not an RRD", func(t *testing.T, base string) string {
-			writeFile(t, filepath.Join(base, "output", "junk", "main.rrd"), strings.Repeat("junk ", 100))
-			return "junk"
-		}, graphFailed, "pingmachine graph: graph: " + filepath.Join(base, "output/junk/main.rrd") + " is not an RRD file"},
-		{"invalid order", func(t *testing.T, base string) string {
-			writeFile(t, filepath.Join(base, "orders", exampleID), "step: often\n")
-			return exampleID
-		}, exitOK, "pingmachine graph: the title names no target: " + filepath.Join(base, "orders", exampleID) + ": line 1: user: missing"},
+		{name: "no such order", id: "nope", exit: graphFailed,
+			stderr: "pingmachine: order nope has no main.rrd: neither " + filepath.Join(base, "output/nope/main.rrd") + " nor " + filepath.Join(base, "archive/nope/main.rrd") + " exists\n"},
+		{name: "not an RRD", id: "junk", file: "output/junk/main.rrd", data: strings.Repeat("junk ", 100), exit: graphFailed,
+			stderr: "pingmachine: rrdfmt: " + filepath.Join(base, "output/junk/main.rrd") + ": not an RRD file\n"},
+		{name: "cannot write", id: exampleID, out: "/nonexistent/x.png", exit: graphFailed,
+			stderr: "pingmachine: cannot write /nonexistent/x.png: open /nonexistent/.x.png."},
+		{name: "invalid order", id: exampleID, file: "orders/" + exampleID, data: "step: often\n", exit: exitOK,
+			stderr: "pingmachine graph: the title names no target: " + filepath.Join(base, "orders", exampleID) + ": line 1: user: missing"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			id := c.setup(t, base)
+			if c.file != "" {
+				writeFile(t, filepath.Join(base, c.file), c.data)
+			}
+			out := c.out
+			if out == "" {
+				out = filepath.Join(t.TempDir(), "x.png")
+			}
 			var stdout, stderr bytes.Buffer
-			out := filepath.Join(t.TempDir(), "x.png")
-			code := run(context.Background(), []string{"graph", "-b", base, "-i", id, "--end", endArg, "-o", out}, nil, &stdout, &stderr)
+			code := run(context.Background(), []string{"graph", "-b", base, "-i", c.id, "--end", endArg, "-o", out}, nil, &stdout, &stderr)
 			if code != c.exit || !strings.HasPrefix(stderr.String(), c.stderr) {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr.String(), c.exit, c.stderr)
 			}

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -47,9 +46,11 @@ func Read(path string, span Span) (*Data, error) {
 		return nil, fmt.Errorf("graph: the span from %v to %v is empty", span.Start, span.End)
 	}
 	layout := rrdfmt.NativeLayout()
+	// rrdfmt's errors name the file and what is wrong with it: missing, not an RRD, or
+	// made on another CPU (with what to do about it).
 	info, err := rrdfmt.ReadInfo(path, layout)
 	if err != nil {
-		return nil, explain(path, err)
+		return nil, err
 	}
 	pings, err := pingsOf(info.DS)
 	if err != nil {
@@ -59,7 +60,7 @@ func Read(path string, span Span) (*Data, error) {
 	want := (span.End.Unix() - span.Start.Unix()) / int64(span.Width)
 	f, err := rrdfmt.Fetch(path, layout, "AVERAGE", span.Start, span.End, time.Duration(want)*time.Second)
 	if err != nil {
-		return nil, explain(path, err)
+		return nil, err
 	}
 	start, end, step := f.Start.Unix(), f.End.Unix(), int64(f.Step/time.Second)
 	rows := f.Rows
@@ -77,18 +78,6 @@ func Read(path string, span Span) (*Data, error) {
 		d.Loss[i], d.Median[i], d.RTT[i] = r[0], r[1], r[2:]
 	}
 	return d, nil
-}
-
-// explain names what is wrong with a file that rrdfmt refused, for an operator who
-// pointed the graph at it.
-func explain(path string, err error) error {
-	switch {
-	case errors.Is(err, rrdfmt.ErrNotRRD):
-		return fmt.Errorf("graph: %s is not an RRD file: %w", path, err)
-	case errors.Is(err, rrdfmt.ErrLayout):
-		return fmt.Errorf("graph: %s was made on another kind of CPU (move it with rrdtool dump and restore): %w", path, err)
-	}
-	return fmt.Errorf("graph: %w", err)
 }
 
 // pingsOf checks that the data sources are those of a main.rrd (loss, median,

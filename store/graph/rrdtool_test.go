@@ -169,8 +169,8 @@ func TestReadErrors(t *testing.T) {
 		want       string
 	}{
 		{"missing", filepath.Join(dir, "none.rrd"), day, "none.rrd: no such file or directory"},
-		{"not an RRD", notRRD, day, "junk.rrd is not an RRD file"},
-		{"another layout", foreign, day, filepath.Base(foreign) + " was made on another kind of CPU"},
+		{"not an RRD", notRRD, day, "junk.rrd: not an RRD file"},
+		{"another layout", foreign, day, filepath.Base(foreign) + ": RRD file of another CPU layout"},
 		{"not a main.rrd", other, day, "other.rrd is not a pingmachine main.rrd: data sources in: want loss, median, ping1..pingN"},
 		{"no width", other, graph.Span{Start: day.Start, End: day.End}, "width 0"},
 		{"empty span", other, graph.Span{Start: now, End: now, Width: 600}, "is empty"},
