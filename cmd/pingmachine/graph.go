@@ -28,31 +28,33 @@ type graphConfig struct {
 	width, height    int
 }
 
-// periods are the spans -p names, as the Perl pingmachine-graph and Smokeping call them.
-var periods = map[string]time.Duration{
-	"day": 24 * time.Hour, "week": 7 * 24 * time.Hour, "month": 30 * 24 * time.Hour, "year": 365 * 24 * time.Hour,
-}
-
 // maxPixels is the largest --width and --height.
 const maxPixels = 10000
 
 // maxPeriod is the longest -p: main.rrd's archives reach back ten years at most.
 const maxPeriod = 3650 * 24 * time.Hour
 
-// parsePeriod reads -p: a named period, whole seconds, or a Go duration such as 36h.
+// parsePeriod reads -p: a named period (day, week and month as the Perl
+// pingmachine-graph names them), whole seconds, or a Go duration such as 36h.
 func parsePeriod(s string) (time.Duration, error) {
-	d, ok := periods[s]
-	if !ok {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n <= int64(maxPeriod/time.Second) {
-			d, ok = time.Duration(n)*time.Second, true
-		} else if p, err := time.ParseDuration(s); err == nil && p >= time.Second && p <= maxPeriod {
-			d, ok = p, true
-		}
+	const day = 24 * time.Hour
+	switch s {
+	case "day":
+		return day, nil
+	case "week":
+		return 7 * day, nil
+	case "month":
+		return 30 * day, nil
+	case "year":
+		return 365 * day, nil
 	}
-	if !ok {
-		return 0, fmt.Errorf("-p %q: want day, week, month, year, seconds or a duration such as 36h (1 s to 10 years)", s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n <= int64(maxPeriod/time.Second) {
+		return time.Duration(n) * time.Second, nil
 	}
-	return d, nil
+	if d, err := time.ParseDuration(s); err == nil && d >= time.Second && d <= maxPeriod {
+		return d, nil
+	}
+	return 0, fmt.Errorf("-p %q: want day, week, month, year, seconds or a duration such as 36h (1 s to 10 years)", s)
 }
 
 // parseEnd reads --end: now, Unix seconds, RFC 3339, or a local date and time.
