@@ -8,13 +8,15 @@
 //	pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]
 //	pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]
 //	pingmachine validate [-b DIR] FILE ...
+//	pingmachine graph -i ID [flags]
 //
 // The bare form runs the daemon over an orders/ output/ archive/ tree; "ping" checks
 // targets by hand on the same ICMP engine, printing fping -C style lines. "status",
-// "check" and "validate" read a base directory (or order files) without writing
-// anything, also while the daemon is stopped: "status" lists the orders and their last
-// results as the Perl pingmachine-status does, "check" is a Nagios/Icinga plugin, and
-// "validate" runs the daemon's order parser on files for configuration management.
+// "check", "validate" and "graph" read a base directory (or order files) without writing
+// anything there, also while the daemon is stopped: "status" lists the orders and their
+// last results as the Perl pingmachine-status does, "check" is a Nagios/Icinga plugin,
+// "validate" runs the daemon's order parser on files for configuration management, and
+// "graph" draws a Smokeping-style PNG or SVG of an order's main.rrd.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return checkCommand(args[1:], stdout, stderr)
 		case "validate":
 			return validateCommand(args[1:], stderr)
+		case "graph":
+			return graphCommand(args[1:], stdout, stderr)
 		case "help":
 			usage(stderr)
 			return exitOK
@@ -73,6 +78,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "       pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]")
 	fmt.Fprintln(w, "       pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]")
 	fmt.Fprintln(w, "       pingmachine validate [-b DIR] FILE ...")
+	fmt.Fprintln(w, "       pingmachine graph -i ID [-p day|week|month|year|SECONDS] [-o FILE.png|FILE.svg] [-b DIR]")
+	fmt.Fprintln(w, "                         [--width W --height H] [--end TIME]")
 }
 
 // defaultBase is the base directory of the Perl pingmachine, and this one's default.
@@ -126,6 +133,19 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// badArgs explains each problem with a subcommand's arguments on stderr, and where its
+// usage is, and returns them as one error; nil if there are none.
+func badArgs(stderr io.Writer, command string, problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "pingmachine %s: %s\n", command, p)
+	}
+	fmt.Fprintf(stderr, "see 'pingmachine %s -h'\n", command)
+	return errors.New(strings.Join(problems, "; "))
 }
 
 // defaultSCION is where the Perl version found SCION when $SC was not set.

@@ -117,14 +117,7 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	if c.file == "" && len(c.targets) == 0 {
 		problems = append(problems, "no targets: name them or use -f")
 	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "pingmachine ping:", p)
-		}
-		fmt.Fprintln(stderr, "see 'pingmachine ping -h'")
-		return c, errors.New(strings.Join(problems, "; "))
-	}
-	return c, nil
+	return c, badArgs(stderr, "ping", problems)
 }
 
 // splitJoinedFlags turns "-c5" into "-c", "5", as fping's getopt accepts it.
