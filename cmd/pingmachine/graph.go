@@ -187,7 +187,7 @@ func findRRD(base, id string) (string, error) {
 	return "", fmt.Errorf("order %s has no main.rrd: neither %s nor %s exists", id, tried[0], tried[1])
 }
 
-// orderTarget returns what the order pings, such as "fping: 192.0.2.1", or "" when its
+// orderTarget returns what the order pings, such as "fping: gw.zurich.example", or "" when its
 // order file is gone (an archived order).
 func orderTarget(base, id string) (string, error) {
 	file := filepath.Join(base, "orders", filepath.FromSlash(id))

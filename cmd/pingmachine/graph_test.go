@@ -28,7 +28,7 @@ var update = flag.Bool("update", false, "write the README's example graph, ../..
 const (
 	exampleID    = "office/zurich-gw"
 	exampleEnd   = "2026-03-10 00:00"
-	exampleOrder = "user: netops\nstep: 60\npings: 20\nprobe: fping\nfping:\n  host: 192.0.2.1\n"
+	exampleOrder = "user: netops\nstep: 60\npings: 20\nprobe: fping\nfping:\n  host: gw.zurich.example\n"
 )
 
 // graphTree makes a base directory with one day of rounds of the example order, written
@@ -151,7 +151,7 @@ func TestGraphCommand(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 		}
 		texts := svgText(t, out)
-		for _, w := range append(wantFigures, exampleID+" — fping: 192.0.2.1", "20 pings every 60 s") {
+		for _, w := range append(wantFigures, exampleID+" — fping: gw.zurich.example", "20 pings every 60 s") {
 			if !slices.Contains(texts, w) {
 				t.Errorf("no %q in the SVG's texts %q", w, texts)
 			}

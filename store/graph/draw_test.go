@@ -274,13 +274,13 @@ func svgTexts(t *testing.T, r io.Reader) (texts []string, fills map[string]bool)
 func TestSVGContent(t *testing.T) {
 	d := synthetic()
 	var b bytes.Buffer
-	if err := Draw(&b, d, Options{Format: SVG, Title: "office/gw — fping: 192.0.2.1", Height: 250, Location: time.UTC}); err != nil {
+	if err := Draw(&b, d, Options{Format: SVG, Title: "office/gw — fping: gw.zurich.example", Height: 250, Location: time.UTC}); err != nil {
 		t.Fatal(err)
 	}
 	texts, fills := svgTexts(t, &b)
 	st := d.Stats()
 	want := []string{
-		"office/gw — fping: 192.0.2.1", "2026-03-09 20:20 to 2026-03-10 00:00 UTC",
+		"office/gw — fping: gw.zurich.example", "2026-03-09 20:20 to 2026-03-10 00:00 UTC",
 		"now", "avg", "max", "min", "sd", "median RTT", "packet loss", "lost pings", "probe",
 		rtt(st.Median.Now), rtt(st.Median.Avg), rtt(st.Median.Max), rtt(st.Median.Min), rtt(st.Median.StdDev),
 		percent(st.Loss.Now), percent(st.Loss.Avg), percent(st.Loss.Max),
