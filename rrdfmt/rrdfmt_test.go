@@ -290,3 +290,70 @@ func TestLockInterop(t *testing.T) {
 	f.Close()
 	rrdtest.Run(t, "update", path, "1700000030:1:2")
 }
+
+// TestUpdater: one Updater, used in turn on files of different header sizes and on one
+// of another layout, writes exactly what UpdateFile writes, and refuses the other
+// layout as UpdateFile does.
+func TestUpdater(t *testing.T) {
+	big := smallSpec(LP64)
+	for i := range 20 {
+		big.DS = append(big.DS, DS{Name: fmt.Sprintf("p%d", i), Type: "GAUGE", Heartbeat: 40, Min: 0, Max: LP64.unknown()})
+	}
+	values := func(n int, v string) []string {
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = v
+		}
+		return vs
+	}
+	tests := []struct {
+		name    string
+		spec    Spec
+		wantErr error
+	}{
+		{"small", smallSpec(LP64), nil},
+		{"larger header", big, nil},
+		{"small again", smallSpec(LP64), nil},
+		{"another layout", smallSpec(ARM32), ErrLayout},
+	}
+	u := &Updater{Layout: LP64}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			want, got := filepath.Join(dir, "want.rrd"), filepath.Join(dir, "got.rrd")
+			// One file copied: Create starts each archive at a random row, as rrdtool does.
+			if err := Create(want, tt.spec); err != nil {
+				t.Fatal(err)
+			}
+			created, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(got, created, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ups := []Update{
+				{Time: time.Unix(1_700_000_025, 0), Values: values(len(tt.spec.DS), "1")},
+				{Time: time.Unix(1_700_000_090, 0), Values: values(len(tt.spec.DS), "2")},
+			}
+			wantErr := UpdateFile(want, LP64, ups...)
+			f, err := os.OpenFile(got, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = u.Update(f, ups...)
+			f.Close()
+			if !errors.Is(err, tt.wantErr) || !errors.Is(wantErr, tt.wantErr) {
+				t.Fatalf("Update: %v, UpdateFile: %v; want %v", err, wantErr, tt.wantErr)
+			}
+			a, _ := os.ReadFile(want)
+			b, _ := os.ReadFile(got)
+			switch {
+			case tt.wantErr != nil && !bytes.Equal(b, created):
+				t.Error("the Updater changed a file it refused")
+			case tt.wantErr == nil && !bytes.Equal(a, b):
+				t.Error("the Updater wrote another file than UpdateFile")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -73,23 +74,31 @@ type backend interface {
 // files is the embedded backend: each update is written by this process.
 type files struct {
 	layout rrdfmt.Layout
+	// updaters holds *rrdfmt.Updater, one per writer at a time, so that the memory
+	// headers are read into is reused.
+	updaters sync.Pool
 }
 
-func (f files) create(path string, spec rrdfmt.Spec) error { return rrdfmt.Create(path, spec) }
-func (f files) update(path string, u rrdfmt.Update) error {
+func (f *files) create(path string, spec rrdfmt.Spec) error { return rrdfmt.Create(path, spec) }
+func (f *files) update(path string, u rrdfmt.Update) error {
 	return rrdfmt.UpdateFile(path, f.layout, u)
 }
-func (f files) updateBeneath(b *beneath, rel string, u rrdfmt.Update) (bool, error) {
+func (f *files) updateBeneath(b *beneath, rel string, u rrdfmt.Update) (bool, error) {
 	file, err := b.open(rel, unix.O_RDWR)
 	if err != nil {
 		return false, err
 	}
 	defer file.Close()
-	return true, rrdfmt.UpdateOpen(file, f.layout, u)
+	up, _ := f.updaters.Get().(*rrdfmt.Updater)
+	if up == nil {
+		up = &rrdfmt.Updater{Layout: f.layout}
+	}
+	defer f.updaters.Put(up)
+	return true, up.Update(file, u)
 }
-func (files) flush(string) error { return nil }
+func (*files) flush(string) error { return nil }
 
-func (files) corrupt(err error) bool { return unusable(err) }
+func (*files) corrupt(err error) bool { return unusable(err) }
 
 // unusable reports whether rrdfmt refused a file as no RRD it can update: not an RRD at
 // all, or one of another CPU layout or format version.
@@ -97,4 +106,4 @@ func unusable(err error) bool {
 	return errors.Is(err, rrdfmt.ErrNotRRD) || errors.Is(err, rrdfmt.ErrLayout) || errors.Is(err, rrdfmt.ErrVersion)
 }
 
-func (files) close() error { return nil }
+func (*files) close() error { return nil }

@@ -94,7 +94,7 @@ func Open(ctx context.Context, base string, opt Options) (*Store, error) {
 		}
 		s.rrd = b
 	} else {
-		s.rrd = files{layout: rrdfmt.NativeLayout()}
+		s.rrd = &files{layout: rrdfmt.NativeLayout()}
 	}
 	return s, nil
 }
