@@ -279,39 +279,56 @@ func openLocked(path string, layout Layout, write bool) (*os.File, *header, erro
 
 // readHeader reads and decodes the header of an open RRD file into *buf, which it grows
 // when it is too small: the header decoded from it is valid until *buf is used again.
+// The first read takes as many bytes as the header read last (its length is left in
+// *buf), so that files of one shape take one read each.
 func readHeader(f *os.File, layout Layout, buf *[]byte) (*header, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	var head [128]byte
-	if _, err := f.ReadAt(head[:], 0); err != nil && !errors.Is(err, io.EOF) {
+	read := func(n int) ([]byte, error) {
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		b := (*buf)[:n]
+		if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := read(int(min(int64(max(len(*buf), minHeadRead)), st.Size())))
+	if err != nil {
 		return nil, err
 	}
 	// The header's length depends on the counts in it and on the layout: read enough
 	// for the largest candidate that fits the file.
-	need := len(head)
+	need := min(minHeadRead, len(b))
 	for _, l := range []Layout{LP64, ARM32, ARM32Time64} {
-		c := &codec{b: head[:], off: countsOffset, layout: l}
+		c := &codec{b: b, off: countsOffset, layout: l}
 		var ds, rra uint64
-		c.ulong(&ds)
-		c.ulong(&rra)
+		if len(b) >= countsOffset+16 {
+			c.ulong(&ds)
+			c.ulong(&rra)
+		}
 		if ds > 0 && ds <= maxDS && rra > 0 && rra <= maxRRA {
 			if hs := l.headerSize(int(ds), int(rra)); int64(hs) <= st.Size() {
 				need = max(need, hs)
 			}
 		}
 	}
-	n := int(min(int64(need), st.Size()))
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
+	if need > len(b) {
+		if b, err = read(need); err != nil {
+			return nil, err
+		}
 	}
-	b := (*buf)[:n]
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
+	b = b[:need]
+	*buf = b
 	return decodeHeader(b, st.Size(), layout)
 }
+
+// minHeadRead is the first read of a header whose length is not known yet: enough for
+// the counts that give it.
+const minHeadRead = 128
 
 // lock takes rrdtool's fcntl lock on the whole file, waiting up to a second for another
 // writer to finish.

@@ -70,9 +70,9 @@ const spareFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBL
 // of the daemon's CPU at 1,000 orders. Where the file system cannot exchange (or name
 // does not exist yet) the spare is renamed over name, and made anew next time.
 //
-// The usual case is six system calls: openat2 resolves the whole path beneath the base
-// and fails on any symbolic link on the way, then fstat, pwrite, ftruncate, close and
-// renameat2. Anything unusual (a directory missing, a link, a spare that is not a plain
+// The usual case is five system calls: openat2 resolves the whole path beneath the base
+// and fails on any symbolic link on the way, then fstat, pwrite, close and renameat2
+// (and ftruncate when the new content is shorter than the spare's). Anything unusual (a directory missing, a link, a spare that is not a plain
 // file of its own) takes the careful way, which sorts it out or says what is wrong.
 func (b *beneath) replace(dir, name string, data []byte) error {
 	spare := "." + name + ".spare"
@@ -83,12 +83,12 @@ func (b *beneath) replace(dir, name string, data []byte) error {
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
 		})
 		if err == nil {
-			if plainFile(fd) {
+			if size, ok := plainFile(fd); ok {
 				// renameat2 resolves the names that openat2 just found free of links. To
 				// swap a directory for a link in between takes write access to output/,
 				// which is the daemon's; a descriptor of the directory would close that
 				// gap at the price of two more calls per result.
-				return b.wrap(dir, name, finish(fd, b.fd, dir+"/"+spare, dir+"/"+name, data))
+				return b.wrap(dir, name, finish(fd, b.fd, dir+"/"+spare, dir+"/"+name, data, size))
 			}
 			unix.Close(fd)
 		} else if errors.Is(err, unix.ENOSYS) {
@@ -101,9 +101,12 @@ func (b *beneath) replace(dir, name string, data []byte) error {
 	}
 	defer unix.Close(dfd)
 	fd, err := unix.Openat(dfd, spare, spareFlags, 0o644)
-	if err == nil && !plainFile(fd) {
-		unix.Close(fd)
-		err = unix.EEXIST
+	size, ok := int64(0), false
+	if err == nil {
+		if size, ok = plainFile(fd); !ok {
+			unix.Close(fd)
+			err = unix.EEXIST
+		}
 	}
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		// Something else in its place, left by a crash or planted: unlinkat removes
@@ -112,18 +115,21 @@ func (b *beneath) replace(dir, name string, data []byte) error {
 			return fmt.Errorf("store: can't remove the old %s: %w", b.name(dir, spare), err)
 		}
 		fd, err = unix.Openat(dfd, spare, spareFlags|unix.O_EXCL, 0o644)
+		size = 0
 	}
 	if err != nil {
 		return fmt.Errorf("store: can't create %s: %w", b.name(dir, spare), err)
 	}
-	return b.wrap(dir, name, finish(fd, dfd, spare, name, data))
+	return b.wrap(dir, name, finish(fd, dfd, spare, name, data, size))
 }
 
 // plainFile reports whether fd is a regular file with no other name, which may be
-// written in place: not a device or a pipe, nor a hard link to a file elsewhere.
-func plainFile(fd int) bool {
+// written in place: not a device or a pipe, nor a hard link to a file elsewhere; and
+// its size.
+func plainFile(fd int) (int64, bool) {
 	var st unix.Stat_t
-	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1
+	ok := unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1
+	return st.Size, ok
 }
 
 func (b *beneath) wrap(dir, name string, err error) error {
@@ -133,11 +139,12 @@ func (b *beneath) wrap(dir, name string, err error) error {
 	return nil
 }
 
-// finish writes data over the spare file fd, closes it and puts it in the place of name,
-// both relative to dirfd. On an error the spare is removed.
-func finish(fd, dirfd int, spare, name string, data []byte) error {
+// finish writes data over the spare file fd, of size bytes, closes it and puts it in the
+// place of name, both relative to dirfd. On an error the spare is removed.
+func finish(fd, dirfd int, spare, name string, data []byte, size int64) error {
 	err := writeAll(fd, data)
-	if err == nil {
+	if err == nil && size > int64(len(data)) {
+		// Results are mostly of one length: a call saved, and a journal entry.
 		err = unix.Ftruncate(fd, int64(len(data)))
 	}
 	if cerr := unix.Close(fd); err == nil {
