@@ -280,7 +280,7 @@ func (s *Scheduler) Update(o *orders.Order) {
 		j.last = written.Add(o.Step)
 	}
 	next := s.slotAfter(now, j)
-	q := s.quantum(o)
+	q := min(s.quantum(o), firstRoundSpread)
 	if soon := ceilTo(now, q).Add(time.Duration(hashOf(o.ID)%uint64(firstRoundSpread/q)) * q); s.running && old == nil &&
 		(j.last.IsZero() || store.Stamp(soon, o.Step).After(store.Stamp(j.last, o.Step))) {
 		next = soon

@@ -17,18 +17,21 @@ const burst = 32
 
 // quantum is the resolution of the sends of a round whose pings are gap apart, when the
 // ICMP orders send rate pings a second in all: the coarsest of 10 ms, 50 ms, 100 ms,
-// 500 ms and 1 s (each a multiple of the one before, so rounds on different ones still
-// meet) at which a send instant gathers no more than burst pings on average, and that
-// is at most half the gap. Twenty orders then wake the process about once a second,
-// as Perl's single fping per group does, instead of at each of their 400 pings a minute;
-// at thousands of orders it stays at 10 ms, where the packet rate is smooth.
+// 500 ms, 1 s and 2 s (each a multiple of the ones before, so rounds on different ones
+// still meet) at which a send instant gathers no more than burst pings on average, and
+// to which the gap shrinks by no more than 15%. Twenty orders of 20 pings a minute then
+// wake the process every 2 s, as Perl's single fping per group does, instead of at each
+// of their 400 pings; at thousands of orders it stays at 10 ms, where the packet rate is
+// smooth.
 func quantum(rate float64, gap time.Duration) time.Duration {
 	q := grid
-	for _, c := range [...]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, time.Second} {
-		if c > gap/2 || rate*c.Seconds() > burst {
+	for _, c := range [...]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second} {
+		if rate*c.Seconds() > burst {
 			break
 		}
-		q = c
+		if c <= gap && gap%c <= gap*15/100 {
+			q = c
+		}
 	}
 	return q
 }

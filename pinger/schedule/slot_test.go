@@ -97,9 +97,12 @@ func TestQuantum(t *testing.T) {
 		gap  time.Duration
 		want time.Duration
 	}{
-		{"20 orders, 60 s / 20 pings", 20 * 20.0 / 60, 2250 * time.Millisecond, time.Second},
+		{"20 orders, 60 s / 20 pings", 20 * 20.0 / 60, 2250 * time.Millisecond, 2 * time.Second},
+		{"20 orders, 300 s / 20 pings", 20 * 20.0 / 300, 11850 * time.Millisecond, time.Second},
+		{"a gap 23% off 1 s and 2 s", 1, 2600 * time.Millisecond, 500 * time.Millisecond},
 		{"one order, a short gap", 1, 900 * time.Millisecond, 100 * time.Millisecond},
-		{"one order, a gap of 1 s", 1, time.Second, 500 * time.Millisecond},
+		{"one order, a gap of 1 s", 1, time.Second, time.Second},
+		{"a gap of 3.9 s", 1, 3900 * time.Millisecond, 500 * time.Millisecond},
 		{"a gap below 100 ms", 1, 90 * time.Millisecond, grid},
 		{"1,000 orders, 20 s / 5 pings", 1000 * 5.0 / 20, 2600 * time.Millisecond, 100 * time.Millisecond},
 		{"at the limit", burst / 0.1, 2600 * time.Millisecond, 100 * time.Millisecond},
@@ -113,8 +116,11 @@ func TestQuantum(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("quantum(%v, %v) = %v, want %v", tt.rate, tt.gap, got, tt.want)
 			}
-			if time.Second%got != 0 || got%grid != 0 {
-				t.Errorf("quantum %v does not divide a second or is off the grid", got)
+			if 2*time.Second%got != 0 || got%grid != 0 {
+				t.Errorf("quantum %v does not divide 2 s or is off the grid", got)
+			}
+			if lost := tt.gap % got; lost > tt.gap*15/100 {
+				t.Errorf("the gap loses %v of %v to the quantum", lost, tt.gap)
 			}
 		})
 	}
