@@ -112,10 +112,14 @@ func Check(v *view.View, prefix string, c Config) (Status, string) {
 	})
 	one := len(judged) == 1 && judged[0].id == strings.TrimRight(prefix, "/")
 	var perf []string
-	for _, j := range judged {
-		if j.measured {
-			perf = append(perf, j.perfdata(c, !one)...)
+	if len(judged) <= maxNamed {
+		for _, j := range judged {
+			if j.measured {
+				perf = append(perf, j.perfdata(c, !one)...)
+			}
 		}
+	} else {
+		perf = summaryPerfdata(judged, c)
 	}
 	text := worst.text
 	if !one {
@@ -208,6 +212,35 @@ func (j verdict) perfdata(c Config, named bool) []string {
 		fmt.Sprintf("%s=%s%%;%s;%s;0;100", label("loss"), number(j.loss), number(c.Warn.Loss), number(c.Crit.Loss)),
 		fmt.Sprintf("%s=%s;%s;%s;0;", label("rtt"), rtt, number(c.Warn.RTT.Seconds()), number(c.Crit.RTT.Seconds())),
 	}
+}
+
+// maxNamed is how many orders a check gives performance data of each, named: Nagios
+// keeps 8 KiB of a plugin's output, about 40 orders' worth, and a graph per order of a
+// large directory is not what its check is for.
+const maxNamed = 20
+
+// summaryPerfdata is the performance data of a check of more than maxNamed orders: the
+// worst loss and the worst median of those measured, with the limits, and how many orders
+// have each status.
+func summaryPerfdata(judged []verdict, c Config) []string {
+	worst := verdict{median: -1}
+	n := make(map[Status]int)
+	for _, j := range judged {
+		n[j.status]++
+		if j.measured {
+			worst.measured = true
+			worst.loss = max(worst.loss, j.loss)
+			worst.median = max(worst.median, j.median)
+		}
+	}
+	var perf []string
+	if worst.measured {
+		perf = worst.perfdata(c, false)
+	}
+	for _, s := range []Status{OK, Warning, Critical, Unknown} {
+		perf = append(perf, fmt.Sprintf("%s=%d;;;0;%d", strings.ToLower(s.String()), n[s], len(judged)))
+	}
+	return perf
 }
 
 // number writes a figure of performance data: decimal, at most 6 digits after the point.

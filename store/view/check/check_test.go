@@ -111,8 +111,9 @@ func TestCheckOne(t *testing.T) {
 	}
 }
 
-// TestCheckPrefix checks the orders below a directory: the worst is named, and each
-// order's figures are in the performance data under its name.
+// TestCheckPrefix checks the orders below a directory: the worst is named, and the
+// performance data are each order's figures under its name, or for more than maxNamed
+// orders the worst figures and the count of each status.
 func TestCheckPrefix(t *testing.T) {
 	ms := time.Millisecond
 	var many []view.Order
@@ -134,15 +135,15 @@ func TestCheckPrefix(t *testing.T) {
 		perf   int    // items of performance data
 	}{
 		{"all fine", many, "site", OK,
-			"PINGMACHINE OK - site/host197: 10% loss, median 19.7 ms, 10 s ago; 200 orders below site: 200 ok", 400},
+			"PINGMACHINE OK - site/host197: 10% loss, median 19.7 ms, 10 s ago; 200 orders below site: 200 ok", 6},
 		{"one critical among many", worst(many, 150, measured("site/host150", 10*time.Second, 15, 5*ms)), "site/", Critical,
-			"PINGMACHINE CRITICAL - site/host150: 75% loss (more than 50%), median 5.00 ms, 10 s ago; 200 orders below site: 1 critical, 199 ok", 400},
+			"PINGMACHINE CRITICAL - site/host150: 75% loss (more than 50%), median 5.00 ms, 10 s ago; 200 orders below site: 1 critical, 199 ok", 6},
 		{"a warning is worse than an unknown", worst(worst(many, 7, view.Order{ID: "site/host007", Order: many[7].Order}), 9, measured("site/host009", time.Second, 0, 300*ms)), "site", Warning,
-			"PINGMACHINE WARNING - site/host009: 0% loss, median 300 ms (more than 200 ms), 1 s ago; 200 orders below site: 1 warning, 1 unknown, 198 ok", 398},
+			"PINGMACHINE WARNING - site/host009: 0% loss, median 300 ms (more than 200 ms), 1 s ago; 200 orders below site: 1 warning, 1 unknown, 198 ok", 6},
 		{"an unknown is worse than ok", worst(many, 7, view.Order{ID: "site/host007", Order: many[7].Order}), "site", Unknown,
-			"PINGMACHINE UNKNOWN - site/host007: no result yet; 200 orders below site: 1 unknown, 199 ok", 398},
+			"PINGMACHINE UNKNOWN - site/host007: no result yet; 200 orders below site: 1 unknown, 199 ok", 6},
 		{"of two alike, the one that lost more", worst(worst(many, 3, measured("site/host003", time.Second, 3, ms)), 4, measured("site/host004", time.Second, 4, ms)), "site", Warning,
-			"PINGMACHINE WARNING - site/host004: 20% loss (more than 10%), median 1.00 ms, 1 s ago; 200 orders below site: 2 warning, 198 ok", 400},
+			"PINGMACHINE WARNING - site/host004: 20% loss (more than 10%), median 1.00 ms, 1 s ago; 200 orders below site: 2 warning, 198 ok", 6},
 		{"one order below a directory", many, "sitework", Critical,
 			"PINGMACHINE CRITICAL - sitework/x: 100% loss (more than 50%), no reply, 10 s ago; 1 order below sitework: 1 critical", 2},
 		{"no such order", many, "nowhere", Unknown, "PINGMACHINE UNKNOWN - no order nowhere in /b/orders", 0},
@@ -164,13 +165,19 @@ func TestCheckPrefix(t *testing.T) {
 			}
 		})
 	}
-	// Each order's figures under its own label.
-	_, out := Check(&view.View{Base: "/b", Time: now, Orders: many}, "site", Defaults())
+	// Up to maxNamed orders, each order's figures under its own label.
+	_, out := Check(&view.View{Base: "/b", Time: now, Orders: many[:maxNamed]}, "site", Defaults())
 	for _, want := range []string{"|'site/host000 loss'=0%;10;50;0;100 'site/host000 rtt'=0s;0.2;1;0; ",
-		" 'site/host199 loss'=5%;10;50;0;100 'site/host199 rtt'=0.0199s;0.2;1;0;"} {
+		" 'site/host019 loss'=5%;10;50;0;100 'site/host019 rtt'=0.0019s;0.2;1;0;"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the performance data lacks %q", want)
 		}
+	}
+	// More: the worst figures, and how many orders have each status.
+	_, out = Check(&view.View{Base: "/b", Time: now, Orders: worst(many[:maxNamed+1], 3, measured("site/host003", time.Second, 20, -1))}, "site", Defaults())
+	want := "|loss=100%;10;50;0;100 rtt=0.002s;0.2;1;0; ok=20;;;0;21 warning=0;;;0;21 critical=1;;;0;21 unknown=0;;;0;21"
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("performance data of %d orders:\n%s\nwant\n%s", maxNamed+1, out, want)
 	}
 }
 
