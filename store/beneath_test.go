@@ -63,46 +63,51 @@ func TestReplace(t *testing.T) {
 			mkdir(t, base, "output/a/b/.last_result.spare/x")
 		}, "can't remove the old"},
 	}
-	for _, viaOpenat2 := range []bool{true, false} {
-		for _, tt := range tests {
-			name := tt.name
-			if !viaOpenat2 {
-				name += " without openat2"
+	for _, tt := range tests {
+		bothWays(t, tt.name, func(t *testing.T, viaOpenat2 bool) {
+			base := newBase(t)
+			outside := t.TempDir()
+			write(t, filepath.Join(outside, "victim"), "precious")
+			tt.plant(t, base, outside)
+			b, err := openBeneath(base)
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Run(name, func(t *testing.T) {
-				base := newBase(t)
-				outside := t.TempDir()
-				write(t, filepath.Join(outside, "victim"), "precious")
-				tt.plant(t, base, outside)
-				b, err := openBeneath(base)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer b.close()
-				b.openat2.Store(viaOpenat2)
+			defer b.close()
+			b.openat2.Store(viaOpenat2)
 
-				err = b.replace("output/a/b", "last_result", []byte("new\n"))
-				switch {
-				case tt.wantErr == "" && err != nil:
-					t.Fatalf("replace: %v", err)
-				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-					t.Fatalf("replace: error %v, want one saying %q", err, tt.wantErr)
-				case tt.wantErr == "":
-					if got := readFile(t, filepath.Join(base, "output/a/b/last_result")); string(got) != "new\n" {
-						t.Errorf("last_result = %q, want %q", got, "new\n")
-					}
+			err = b.replace("output/a/b", "last_result", []byte("new\n"))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("replace: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("replace: error %v, want one saying %q", err, tt.wantErr)
+			case tt.wantErr == "":
+				if got := readFile(t, filepath.Join(base, "output/a/b/last_result")); string(got) != "new\n" {
+					t.Errorf("last_result = %q, want %q", got, "new\n")
 				}
-				if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
-					t.Errorf("outside the base directory: %v, want only the victim", names)
-				}
-				if got := readFile(t, filepath.Join(outside, "victim")); string(got) != "precious" {
-					t.Errorf("the file outside was changed: %q", got)
-				}
-				if fi, err := os.Lstat(filepath.Join(base, "output/a/b/.last_result.spare")); tt.wantErr == "" && err == nil && !fi.Mode().IsRegular() {
-					t.Errorf("the spare is a %v, want a regular file (or none)", fi.Mode().Type())
-				}
-			})
+			}
+			if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
+				t.Errorf("outside the base directory: %v, want only the victim", names)
+			}
+			if got := readFile(t, filepath.Join(outside, "victim")); string(got) != "precious" {
+				t.Errorf("the file outside was changed: %q", got)
+			}
+			if fi, err := os.Lstat(filepath.Join(base, "output/a/b/.last_result.spare")); tt.wantErr == "" && err == nil && !fi.Mode().IsRegular() {
+				t.Errorf("the spare is a %v, want a regular file (or none)", fi.Mode().Type())
+			}
+		})
+	}
+}
+
+// bothWays runs test as the subtest name twice: with openat2, and as on kernels without.
+func bothWays(t *testing.T, name string, test func(t *testing.T, viaOpenat2 bool)) {
+	t.Helper()
+	for _, viaOpenat2 := range []bool{true, false} {
+		if !viaOpenat2 {
+			name += " without openat2"
 		}
+		t.Run(name, func(t *testing.T) { test(t, viaOpenat2) })
 	}
 }
 

@@ -1116,42 +1116,36 @@ func TestWriteAfterChangesUnderneath(t *testing.T) {
 			return os.Symlink(outside, ts.out(se.ID))
 		}, "is a symbolic link: nothing is written through it"},
 	}
-	for _, viaOpenat2 := range []bool{true, false} {
-		for _, tt := range tests {
-			name := tt.name
-			if !viaOpenat2 {
-				name += " without openat2"
+	for _, tt := range tests {
+		bothWays(t, tt.name, func(t *testing.T, viaOpenat2 bool) {
+			ts := newStore(t, Options{})
+			ts.Store.base.openat2.Store(viaOpenat2)
+			outside := t.TempDir()
+			victim := filepath.Join(outside, "victim")
+			os.WriteFile(victim, []byte("precious"), 0o644)
+			ts.mustPrepare(t, se)
+			ts.round(t, se, rtts(1, 2))
+			if err := tt.change(ts, outside); err != nil {
+				t.Fatal(err)
 			}
-			t.Run(name, func(t *testing.T) {
-				ts := newStore(t, Options{})
-				ts.Store.base.openat2.Store(viaOpenat2)
-				outside := t.TempDir()
-				victim := filepath.Join(outside, "victim")
-				os.WriteFile(victim, []byte("precious"), 0o644)
-				ts.mustPrepare(t, se)
-				ts.round(t, se, rtts(1, 2))
-				if err := tt.change(ts, outside); err != nil {
-					t.Fatal(err)
-				}
-				ts.clock.Set(ts.clock.Now().Unix() + 60)
-				second := rtts(3, 4)
-				res := Result{ID: se.ID, Time: Stamp(ts.clock.Now(), se.Step), Step: se.Step, RTTs: second}
-				err := ts.Write(res)
-				switch {
-				case tt.wantErr == "" && err != nil:
-					t.Fatalf("Write: %v", err)
-				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-					t.Fatalf("Write: error %v, want one saying %q", err, tt.wantErr)
-				case tt.wantErr == "":
-					checkRow(t, "the second round", rrdtest.FetchRow(t, ts.out(se.ID, "main.rrd"), res.Time.Unix(), se.Step), wantRow(second))
-				}
-				if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
-					t.Errorf("outside the base directory: %v, want only the victim", names)
-				}
-				if b, _ := os.ReadFile(victim); string(b) != "precious" {
-					t.Errorf("the file outside was changed: %q", b)
-				}
-			})
-		}
+			ts.clock.Set(ts.clock.Now().Unix() + 60)
+			second := rtts(3, 4)
+			res := Result{ID: se.ID, Time: Stamp(ts.clock.Now(), se.Step), Step: se.Step, RTTs: second}
+			err := ts.Write(res)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Write: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Write: error %v, want one saying %q", err, tt.wantErr)
+			case tt.wantErr == "":
+				checkRow(t, "the second round", rrdtest.FetchRow(t, ts.out(se.ID, "main.rrd"), res.Time.Unix(), se.Step), wantRow(second))
+			}
+			if names := storetest.Tree(t, outside); !slices.Equal(names, []string{"victim"}) {
+				t.Errorf("outside the base directory: %v, want only the victim", names)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "precious" {
+				t.Errorf("the file outside was changed: %q", b)
+			}
+		})
 	}
 }
