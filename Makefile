@@ -68,11 +68,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSCIONParse -fuzztime $(FUZZTIME) ./pinger/adapter/
 
 # The daemon in the foreground on a demo base directory in the checkout, with example
-# orders that ping loopback addresses (testdata/demo).
+# orders that ping loopback addresses (testdata/demo), its pages at http://127.0.0.1:9374/.
 run: build
 	@mkdir -p $(DEMO)/orders
 	cp -R testdata/demo/orders/. $(DEMO)/orders/
-	$(BIN) --debug --basedir $(DEMO)
+	$(BIN) --debug --basedir $(DEMO) --listen 127.0.0.1:9374
 
 cross:
 	@for t in $(CROSS); do \

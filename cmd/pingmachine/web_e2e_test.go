@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,6 +208,41 @@ func TestWebChromium(t *testing.T) {
 	}
 	_, img = screenshot(t, url+"/", 390, 844) // a phone
 	checkNotBlank(t, "the status page on a phone", img)
+	// The API is the status --json document, health and readiness are answered, and
+	// SIGTERM stops the server with the daemon.
+	var api, cli struct {
+		Orders []struct{ ID, State string }
+	}
+	resp, err := http.Get(url + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&api)
+	resp.Body.Close()
+	if err != nil || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("/api/status: %v, %s", err, resp.Header.Get("Content-Type"))
+	}
+	out, stderr, code := runCmd(t, exec.Command(build(t), "status", "--json", "-b", d.base))
+	if err := json.Unmarshal([]byte(out), &cli); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, stderr)
+	}
+	if fmt.Sprint(api) != fmt.Sprint(cli) || len(api.Orders) != len(webOrders) {
+		t.Errorf("/api/status has %v, status --json %v", api, cli)
+	}
+	for _, p := range []string{"/-/healthy", "/-/ready"} {
+		if resp, err := http.Get(url + p); err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s: %v %v", p, resp, err)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), time.Second); err == nil {
+		t.Error("the web server still accepts connections after the daemon stopped")
+	}
+
 	if *update {
 		for file, name := range map[string]string{statusFile: "web-status.png", orderFile: "web-order.png"} {
 			b, err := os.ReadFile(file)
