@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"image/png"
@@ -163,8 +165,14 @@ func TestHeaders(t *testing.T) {
 	}
 	// The style sheet's hash in the policy is that of the page's style element, or the
 	// browser would not apply it (the Chromium test sees it applied).
-	if body := get(t, h, "GET", "/").Body.String(); !strings.Contains(body, "<style>:root {") {
-		t.Errorf("the page has no style element:\n%.500s", body)
+	w := get(t, h, "GET", "/")
+	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(w.Body.String())
+	if m == nil {
+		t.Fatalf("the page has no style element:\n%.500s", w.Body.String())
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	if want := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(w.Header().Get("Content-Security-Policy"), want) {
+		t.Errorf("Content-Security-Policy %q does not allow the page's style element (%s)", w.Header().Get("Content-Security-Policy"), want)
 	}
 }
 
