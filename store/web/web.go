@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,12 +118,11 @@ type server struct {
 // connections, which Serve sets).
 func Handler(c Config) http.Handler {
 	c = c.withDefaults()
-	s := &server{c: c, slots: make(chan struct{}, c.MaxInFlight), pages: newPages(), notFound: http.NotFoundHandler()}
+	notFound := http.NotFoundHandler()
 	if c.Metrics == nil {
-		c.Metrics = s.notFound
+		c.Metrics = notFound
 	}
-	s.c = c
-	return s
+	return &server{c: c, slots: make(chan struct{}, c.MaxInFlight), pages: newPages(), notFound: notFound}
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -217,19 +217,11 @@ var errNotFound = errors.New("no such order")
 
 // lookup returns the order of v with the id, nil if there is none.
 func lookup(v *view.View, id string) *view.Order {
-	lo, hi := 0, len(v.Orders)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if v.Orders[m].ID < id {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	i, found := slices.BinarySearchFunc(v.Orders, id, func(o view.Order, id string) int { return strings.Compare(o.ID, id) })
+	if !found {
+		return nil
 	}
-	if lo < len(v.Orders) && v.Orders[lo].ID == id {
-		return &v.Orders[lo]
-	}
-	return nil
+	return &v.Orders[i]
 }
 
 // fail answers a request that could not be served: 404 for an order not found, 500
