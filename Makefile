@@ -6,8 +6,8 @@ DESTDIR ?=
 UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use (gcc for the cgo build that must refuse to run holding
-# capabilities); .ci/deps installs those that are missing.
-DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd
+# capabilities, chromium for the web pages); .ci/deps installs those that are missing.
+DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo
@@ -68,11 +68,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSCIONParse -fuzztime $(FUZZTIME) ./pinger/adapter/
 
 # The daemon in the foreground on a demo base directory in the checkout, with example
-# orders that ping loopback addresses (testdata/demo).
+# orders that ping loopback addresses (testdata/demo), its pages at http://127.0.0.1:9374/.
 run: build
 	@mkdir -p $(DEMO)/orders
 	cp -R testdata/demo/orders/. $(DEMO)/orders/
-	$(BIN) --debug --basedir $(DEMO)
+	$(BIN) --debug --basedir $(DEMO) --listen 127.0.0.1:9374
 
 cross:
 	@for t in $(CROSS); do \

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,8 @@ import (
 	"pingmachine/pinger/schedule"
 	"pingmachine/store"
 	"pingmachine/store/telegraf"
+	"pingmachine/store/view"
+	"pingmachine/store/web"
 )
 
 // Exit statuses of the daemon.
@@ -109,6 +112,16 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		}
 	}
 
+	// Listening before anything runs, so that an address in use stops the start with a
+	// clear message rather than leaving a daemon without its pages.
+	var webLn net.Listener
+	if c.listen != "" {
+		if webLn, err = net.Listen("tcp", c.listen); err != nil {
+			return fmt.Errorf("--listen %s: %w", c.listen, err)
+		}
+		defer webLn.Close()
+	}
+
 	var sink *telegraf.Sink
 	var sender store.Sender
 	if c.telegraf != "" {
@@ -145,6 +158,24 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	watchErr := make(chan error, 1)
 	watchDone.Go(func() { watchErr <- watcher.Watch(work) })
 
+	// The web server stops first, so that no page is read from a tree being shut down.
+	var ready atomic.Bool
+	webCtx, stopWeb := context.WithCancel(context.Background())
+	var webDone sync.WaitGroup
+	if webLn != nil {
+		cfg := web.Config{
+			Status: func() (*view.View, error) { return view.Read(base) },
+			Base:   base, Ready: ready.Load, Logger: log,
+		}
+		webDone.Go(func() {
+			if err := web.Serve(webCtx, webLn, cfg); err != nil {
+				log.Error("web server", "err", err)
+			}
+		})
+		log.Info("web server listening", "addr", webLn.Addr().String())
+	}
+
+	ready.Store(true)
 	log.Info("pingmachine started", "basedir", base, "pid", os.Getpid())
 	var runErr error
 loop:
@@ -161,6 +192,9 @@ loop:
 			}
 		}
 	}
+	ready.Store(false)
+	stopWeb()
+	webDone.Wait()
 	stopWork()
 	watchDone.Wait()
 	schedDone.Wait()

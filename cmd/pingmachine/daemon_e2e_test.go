@@ -452,6 +452,11 @@ func TestDaemonStartErrors(t *testing.T) {
 	bin := build(t)
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	tests := []struct {
 		args []string
 		code int
@@ -462,6 +467,8 @@ func TestDaemonStartErrors(t *testing.T) {
 		{[]string{"--basedir", t.TempDir(), "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
 		{[]string{"--basedir", t.TempDir(), "--user", "no-such-user-here"}, 1, "--user no-such-user-here"},
 		{[]string{"--basedir", t.TempDir(), "--rrdcached", "unix:" + filepath.Join(t.TempDir(), "none.sock")}, 1, "rrdcached at unix:"},
+		{[]string{"--basedir", t.TempDir(), "--listen", taken.Addr().String()}, 1, "--listen " + taken.Addr().String() + ": listen tcp " + taken.Addr().String() + ": bind: address already in use"},
+		{[]string{"--basedir", t.TempDir(), "--listen", "127.0.0.1"}, 1, "--listen 127.0.0.1: listen tcp: address 127.0.0.1: missing port in address"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runCmd(t, exec.Command(bin, tt.args...))

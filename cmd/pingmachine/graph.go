@@ -31,32 +31,6 @@ type graphConfig struct {
 // maxPixels is the largest --width and --height.
 const maxPixels = 10000
 
-// maxPeriod is the longest -p: main.rrd's archives reach back ten years at most.
-const maxPeriod = 3650 * 24 * time.Hour
-
-// parsePeriod reads -p: a named period (day, week and month as the Perl
-// pingmachine-graph names them), whole seconds, or a Go duration such as 36h.
-func parsePeriod(s string) (time.Duration, error) {
-	const day = 24 * time.Hour
-	switch s {
-	case "day":
-		return day, nil
-	case "week":
-		return 7 * day, nil
-	case "month":
-		return 30 * day, nil
-	case "year":
-		return 365 * day, nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n <= int64(maxPeriod/time.Second) {
-		return time.Duration(n) * time.Second, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= time.Second && d <= maxPeriod {
-		return d, nil
-	}
-	return 0, fmt.Errorf("-p %q: want day, week, month, year, seconds or a duration such as 36h (1 s to 10 years)", s)
-}
-
 // parseEnd reads --end: now, Unix seconds, RFC 3339, or a local date and time.
 func parseEnd(s string, now time.Time) (time.Time, error) {
 	if s == "now" {
@@ -104,8 +78,8 @@ func parseGraphArgs(args []string, now time.Time, stderr io.Writer) (graphConfig
 		problems = append(problems, "-i: "+err.Error())
 	}
 	var err error
-	if c.span, err = parsePeriod(period); err != nil {
-		problems = append(problems, err.Error())
+	if c.span, err = graph.ParsePeriod(period); err != nil {
+		problems = append(problems, "-p "+err.Error())
 	}
 	if c.end, err = parseEnd(end, now); err != nil {
 		problems = append(problems, err.Error())

@@ -22,7 +22,7 @@ import (
 	"pingmachine/store/storetest"
 )
 
-var update = flag.Bool("update", false, "write the README's example graph, ../../testdata/graph-example.png")
+var update = flag.Bool("update", false, "write the README's example graph and web screenshots in ../../testdata")
 
 // exampleID and exampleEnd are the order and the day of the README's example graph.
 const (

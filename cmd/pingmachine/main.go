@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]
+//	pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT] [--listen ADDR]
 //	pingmachine ping [flags] [target ...]
 //	pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]
 //	pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]
@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
 	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
+	fmt.Fprintln(w, "                   [--listen ADDR, such as 127.0.0.1:9374]")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
 	fmt.Fprintln(w, "       pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]")
@@ -161,6 +162,7 @@ type daemonConfig struct {
 	logFormat string // text or json
 	httping   string // the httping program
 	scionDir  string // the SCION directory whose bin/ holds scmp_fping and pingpong
+	listen    string // HOST:PORT of the web server; empty for none
 }
 
 // parseDaemonArgs parses the daemon's flags, each under its long and short name as the
@@ -182,6 +184,7 @@ func parseDaemonArgs(args []string, stderr io.Writer) (daemonConfig, error) {
 	fs.StringVar(&c.rrdcached, "rrdcached", c.rrdcached, "write main.rrd through the rrdcached at `ADDR` (unix:/path, /path or host:port)")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log as `text` or json")
 	fs.StringVar(&c.httping, "httping", c.httping, "the httping `program` for httping orders")
+	fs.StringVar(&c.listen, "listen", c.listen, "serve the status page, graphs, /api/status and /metrics over HTTP at `ADDR`, such as 127.0.0.1:9374 (off unless given)")
 	fs.StringVar(&c.scionDir, "scion-dir", c.scionDir, "the SCION `DIR`ectory whose bin/ holds scmp_fping (sping) and pingpong (pping); default $SC")
 	fs.Usage = func() {
 		usage(stderr)

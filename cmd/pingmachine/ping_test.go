@@ -232,10 +232,10 @@ func TestDaemonArgs(t *testing.T) {
 	}{
 		{nil, daemonConfig{basedir: "/var/lib/pingmachine", logFormat: "text", httping: "httping", scionDir: defaultSCION}, ""},
 		{[]string{"--debug", "--user", "pm", "--basedir", "/srv/pm", "--telegraf", "localhost:8094"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "", "text", "httping", defaultSCION}, ""},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "", "text", "httping", defaultSCION, ""}, ""},
 		{[]string{"-d", "-u", "pm", "-b", "/srv/pm", "-t", "localhost:8094", "--rrdcached", "unix:/run/rrdcached.sock", "--log-format", "json",
-			"--httping", "/opt/bin/httping", "--scion-dir", "/opt/scion"},
-			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "unix:/run/rrdcached.sock", "json", "/opt/bin/httping", "/opt/scion"}, ""},
+			"--httping", "/opt/bin/httping", "--scion-dir", "/opt/scion", "--listen", "127.0.0.1:9374"},
+			daemonConfig{true, "pm", "/srv/pm", "localhost:8094", "unix:/run/rrdcached.sock", "json", "/opt/bin/httping", "/opt/scion", "127.0.0.1:9374"}, ""},
 		{[]string{"--basedir=/srv/pm"}, daemonConfig{basedir: "/srv/pm", logFormat: "text", httping: "httping", scionDir: defaultSCION}, ""},
 		{[]string{"--bogus"}, daemonConfig{}, "flag provided but not defined"},
 		{[]string{"pnig", "127.0.0.1"}, daemonConfig{}, `unknown command "pnig"`},
@@ -266,6 +266,7 @@ func TestDaemonHelp(t *testing.T) {
 		{[]string{"--log-format"}, exitBadArgs, "flag needs an argument"},
 		{[]string{"-h"}, exitOK, "pingmachine ping [-c count]"},
 		{[]string{"help"}, exitOK, "[--telegraf|-t HOST:PORT]"},
+		{[]string{"--help"}, exitOK, "--listen ADDR, such as 127.0.0.1:9374"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr strings.Builder

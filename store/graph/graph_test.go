@@ -143,3 +143,41 @@ func TestReduce(t *testing.T) {
 		t.Errorf("reduce: %v from %d every %d, want %v from 0 every 120", got, start, step, want)
 	}
 }
+
+func TestLossColorExported(t *testing.T) {
+	for _, c := range []struct {
+		loss, pings int
+		want        uint32
+	}{
+		{0, 20, 0x26ff00}, {1, 20, 0x00b8ff}, {5, 20, 0xff00ff}, {19, 20, 0xff0000}, {20, 20, 0xa00000},
+		{0, 1, 0x26ff00}, {1, 1, 0xa00000}, {0, 0, 0x26ff00}, // no pings: no loss to colour
+	} {
+		if got := LossColor(c.loss, c.pings); got != rgb(c.want) {
+			t.Errorf("%d of %d lost: %v, want #%06x", c.loss, c.pings, got, c.want)
+		}
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"day", day, ""}, {"week", 7 * day, ""}, {"month", 30 * day, ""}, {"year", 365 * day, ""},
+		{"5400", 90 * time.Minute, ""}, {"36h", 36 * time.Hour, ""}, {"1s", time.Second, ""},
+		{"fortnight", 0, `"fortnight": want day, week, month, year, seconds or a duration`},
+		{"0", 0, `"0"`}, {"-5", 0, `"-5"`}, {"500ms", 0, `"500ms"`}, {"99999999999999", 0, `"99999999999999"`}, {"87601h", 0, `"87601h"`},
+	} {
+		got, err := ParsePeriod(c.in)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, %v; want an error with %q", c.in, got, err, c.err)
+			}
+		case err != nil || got != c.want:
+			t.Errorf("%q: %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+}

@@ -76,3 +76,12 @@ func pastel(c color.NRGBA) color.NRGBA {
 	light := func(v uint8) uint8 { return v + uint8((int(255-v)*2+1)/3) }
 	return color.NRGBA{R: light(c.R), G: light(c.G), B: light(c.B), A: 0xff}
 }
+
+// LossColor is Smokeping's colour for a round of pings that lost loss of them, as the
+// graphs draw the median line in it.
+func LossColor(loss, pings int) color.NRGBA {
+	if pings < 1 {
+		return lossColor(lossBuckets(1), float64(loss))
+	}
+	return lossColor(lossBuckets(pings), float64(loss))
+}
