@@ -524,7 +524,11 @@ func (s *Scheduler) finish(j *job, rtts []time.Duration) {
 	case !sameMeasurement(o, j.order):
 		s.log.Debug("dropping a round of a changed order", "id", o.ID)
 	default:
-		s.writers.add(store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts})
+		r := store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts}
+		if o.FPing != nil {
+			r.Addr = j.addr
+		}
+		s.writers.add(r)
 	}
 	now := time.Now()
 	next := s.slotAfter(now, j)
