@@ -37,8 +37,15 @@ var (
 	telegrafDrop    = desc("pingmachine_telegraf_dropped_points_total", "Rounds not sent to telegraf because its queue was full.")
 )
 
+// Describe lists every descriptor without reading the Sources: it runs at New, before
+// what they read is set up.
 func (d *daemon) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(d, ch)
+	e := &engineDescs
+	for _, desc := range []*prometheus.Desc{e.sent, e.sendErrors, e.received, e.timedOut, e.late, e.duplicate, e.foreign,
+		e.icmpErrors, e.unverified, e.kernelDrops, e.sockets, ordersDesc, expiredDesc, writeErrorsDesc, backlogDesc,
+		cachedDropDesc, telegrafDrop} {
+		ch <- desc
+	}
 }
 
 func (d *daemon) Collect(ch chan<- prometheus.Metric) {
