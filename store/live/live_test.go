@@ -207,7 +207,9 @@ func (n *next) Remove(id string, why orders.Reason) {
 	n.s.Written(store.Result{ID: id}, store.LastResult{}, nil)
 }
 
-func (n *next) Scanned(ids map[string]bool) { n.calls = append(n.calls, fmt.Sprint("scanned ", len(ids))) }
+func (n *next) Scanned(ids map[string]bool) {
+	n.calls = append(n.calls, fmt.Sprint("scanned ", len(ids)))
+}
 
 // observer records what the State tells it.
 type observer struct{ calls []string }
