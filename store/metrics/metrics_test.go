@@ -160,9 +160,15 @@ func round(m *Metrics, o *orders.Order, addr string, rtts []time.Duration) {
 
 func TestExposition(t *testing.T) {
 	m := New(Sources{
-		Engine:   func() pinger.Stats { return pinger.Stats{Sent: 10, Received: 7, TimedOut: 3, Late: 1, Duplicate: 2, Foreign: 4, ICMPErrors: 5, KernelDrops: 6} },
-		Sockets:  func() []pinger.Socket { return []pinger.Socket{{Mode: pinger.ModeRaw}, {IPv6: true, Mode: pinger.ModeDatagram}} },
-		Store:    func() store.Stats { return store.Stats{RRDErrors: 1, LastResultErrors: 2, RRDCachedBacklog: 3, RRDCachedDropped: 4} },
+		Engine: func() pinger.Stats {
+			return pinger.Stats{Sent: 10, Received: 7, TimedOut: 3, Late: 1, Duplicate: 2, Foreign: 4, ICMPErrors: 5, KernelDrops: 6}
+		},
+		Sockets: func() []pinger.Socket {
+			return []pinger.Socket{{Mode: pinger.ModeRaw}, {IPv6: true, Mode: pinger.ModeDatagram}}
+		},
+		Store: func() store.Stats {
+			return store.Stats{RRDErrors: 1, LastResultErrors: 2, RRDCachedBacklog: 3, RRDCachedDropped: 4}
+		},
 		Telegraf: func() telegraf.Stats { return telegraf.Stats{SendErrors: 5, Dropped: 6} },
 		Orders:   func() live.Counts { return live.Counts{Active: 2, Invalid: 1, Expired: 3} },
 	})
