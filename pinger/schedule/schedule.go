@@ -395,7 +395,8 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		if err == nil {
 			err = errors.New("no address")
 		}
-		// An unresolvable host is full loss, not a gap.
+		// An unresolvable host is full loss, not a gap, of no address.
+		j.addr = netip.Addr{}
 		s.failed(j, "cannot resolve host", err)
 	default:
 		j.addr, j.resolved = addrs[0].Unmap(), time.Now()
