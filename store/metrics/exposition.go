@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -109,11 +110,22 @@ func validName(name string) bool {
 }
 
 // escapeValue escapes a label value for the text format: backslash, double quote and
-// line feed. Bytes that are not UTF-8 (an order id is a file name) become U+FFFD, which
-// Prometheus requires.
+// line feed. Prometheus takes only UTF-8; a byte that is not (an order id is a file
+// name) becomes the text \xHH, so that two ids stay two series (an id has no backslash
+// of its own: orders.CheckID refuses it).
 func escapeValue(v string) string {
 	if !utf8.ValidString(v) {
-		v = strings.ToValidUTF8(v, "\uFFFD")
+		var b strings.Builder
+		for len(v) > 0 {
+			r, n := utf8.DecodeRuneInString(v)
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, v[0])
+			} else {
+				b.WriteString(v[:n])
+			}
+			v = v[n:]
+		}
+		v = b.String()
 	}
 	if !strings.ContainsAny(v, "\\\"\n") {
 		return v

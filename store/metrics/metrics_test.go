@@ -63,7 +63,7 @@ func TestLabels(t *testing.T) {
 		}), addr, `id="a",host="gw.example",ip="::1",source="127.0.0.9",tos="",Rack2="r",_ok="1",site="zrh"`},
 		{"escaped", icmp("q\"\\\n", map[string]string{"t": "x\"y\\z\nw"}), addr,
 			`id="q\"\\\n",host="gw.example",ip="::1",source="127.0.0.9",tos="",t="x\"y\\z\nw"`},
-		{"not UTF-8", icmp("bad\xffname", nil), addr, `id="bad` + "\uFFFD" + `name",host="gw.example",ip="::1",source="127.0.0.9",tos=""`},
+		{"not UTF-8", icmp("bad\xffname\xc3", map[string]string{"t": "ü"}), addr, `id="bad\\xffname\\xc3",host="gw.example",ip="::1",source="127.0.0.9",tos="",t="ü"`},
 		{"httping", &orders.Order{ID: "h", Probe: "httping", HTTPing: &orders.HTTPing{URL: "http://127.0.0.1/"}}, store.Result{},
 			`id="h",host="http://127.0.0.1/",ip="",source="",tos=""`},
 		{"sping", &orders.Order{ID: "s", Probe: "sping", SCION: &orders.SCION{Host: "1-ff00:0:110,127.0.0.1", Source: "127.0.0.2"}}, store.Result{},
