@@ -19,6 +19,7 @@ import (
 	"pingmachine/orders"
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/pingtest"
 	"pingmachine/pinger/schedule"
 	"pingmachine/store"
 	"pingmachine/store/live"
@@ -47,15 +48,17 @@ func (h Hosts) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, err
 }
 
 // Start runs the daemon's pieces on base (made with orders/ and output/ and archive/
-// if missing) until the test ends.
+// if missing) until the test ends. Its ICMP sockets are raw ones: it skips the test
+// unless it runs as root, as the engine's tests do.
 func Start(tb testing.TB, base string, hosts Hosts) *Daemon {
 	tb.Helper()
+	pingtest.RequireRoot(tb)
 	for _, sub := range []string{"orders", "telegraf", "output", "archive"} {
 		if err := os.MkdirAll(filepath.Join(base, sub), 0o755); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	d := &Daemon{Base: base, Engine: pinger.New(pinger.Options{})}
+	d := &Daemon{Base: base, Engine: pinger.New(pinger.Options{Mode: pinger.ModeRaw})}
 	for _, v6 := range []bool{false, true} {
 		if err := d.Engine.Open(v6, netip.Addr{}, ""); err != nil {
 			tb.Fatalf("opening the ICMP socket (IPv6 %v): %v", v6, err)
