@@ -39,40 +39,48 @@ type Counts struct {
 // State is the daemon's live state. It is the store's Observer (store.Options.Observer),
 // hears of the watcher's findings through Handler and Invalid, and is safe for
 // concurrent use.
+//
+// A round written takes the lock only to read: it never waits for a View, nor a View
+// for it. The orders' comings and goings, rare, take it to write.
 type State struct {
 	base string
 	obs  Observer
-	now  func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[string]*entry
-	sorted  []string // the ids in order; nil when an id came or went since
+	sorted  []string // the ids in order
 	expired atomic.Uint64
 }
 
-// entry is what the State knows of one order file.
+// entry is what the State knows of one order file. The fields but result are written
+// with State.mu held to write.
 type entry struct {
-	running   *orders.Order // the version the scheduler runs, nil if none
-	order     *orders.Order // the file's version: nil when it is not a valid order
-	err       error         // why it is not
-	result    *store.LastResult
-	resultErr error
-	looked    bool // last_result was read, or reported by the store
+	running *orders.Order // the version the scheduler runs, nil if none
+	order   *orders.Order // the file's version: nil when it is not a valid order
+	err     error         // why it is not
+	result  atomic.Pointer[result]
+}
+
+// result is what last_result holds; nil in an entry until it is known.
+type result struct {
+	last *store.LastResult // nil when there is none
+	err  error             // it cannot be read
 }
 
 // New returns the State of the base directory base (absolute), telling obs (nil: no
 // one) of rounds and of orders that go away.
 func New(base string, obs Observer) *State {
-	return &State{base: base, obs: obs, now: time.Now, entries: make(map[string]*entry)}
+	return &State{base: base, obs: obs, entries: make(map[string]*entry)}
 }
 
-// get returns the entry of id, made if new. s.mu is held.
+// get returns the entry of id, made if new. s.mu is held to write.
 func (s *State) get(id string) *entry {
 	e := s.entries[id]
 	if e == nil {
 		e = &entry{}
 		s.entries[id] = e
-		s.sorted = nil
+		i, _ := slices.BinarySearch(s.sorted, id)
+		s.sorted = slices.Insert(s.sorted, i, id)
 	}
 	return e
 }
@@ -113,8 +121,11 @@ func (h *handler) Scanned(ids map[string]bool) { h.next.Scanned(ids) }
 func (s *State) forget(id string) {
 	s.mu.Lock()
 	_, known := s.entries[id]
-	delete(s.entries, id)
-	s.sorted = nil
+	if known {
+		delete(s.entries, id)
+		i, _ := slices.BinarySearch(s.sorted, id)
+		s.sorted = slices.Delete(s.sorted, i, i+1)
+	}
 	s.mu.Unlock()
 	if known && s.obs != nil {
 		s.obs.Gone(id)
@@ -133,10 +144,9 @@ func (s *State) Invalid(id string, err error) {
 	s.mu.Lock()
 	e := s.get(id)
 	e.order, e.err = nil, err
-	read := !e.looked
-	e.looked = true
+	known := e.result.Load() != nil
 	s.mu.Unlock()
-	if !read {
+	if known {
 		return
 	}
 	r, rerr := store.ReadLastResult(filepath.Join(s.base, "output", filepath.FromSlash(id), "last_result"))
@@ -150,26 +160,26 @@ func (s *State) Invalid(id string, err error) {
 
 // Found records what an order's last_result holds (store.Observer).
 func (s *State) Found(id string, last *store.LastResult, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if e := s.entries[id]; e != nil {
-		e.result, e.resultErr, e.looked = last, err, true
+		e.result.Store(&result{last: last, err: err})
 	}
 }
 
 // Written records a round (store.Observer) and tells the Observer.
 func (s *State) Written(r store.Result, last store.LastResult, err error) {
-	s.mu.Lock()
+	s.mu.RLock()
 	e := s.entries[r.ID]
 	var running *orders.Order
 	if e != nil {
 		running = e.running
 		if err == nil {
 			// last_result holds what it held when it could not be written.
-			e.result, e.resultErr, e.looked = &last, nil, true
+			e.result.Store(&result{last: &last})
 		}
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if running != nil && s.obs != nil {
 		s.obs.Round(running, r, last)
 	}
@@ -178,8 +188,8 @@ func (s *State) Written(r store.Result, last store.LastResult, err error) {
 // Counts returns the numbers of orders.
 func (s *State) Counts() Counts {
 	c := Counts{Expired: s.expired.Load()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	for _, e := range s.entries {
 		if e.running != nil {
 			c.Active++
@@ -196,27 +206,23 @@ func (s *State) Counts() Counts {
 // orders with the State; they must not be changed.
 func (s *State) View() *view.View {
 	v := &view.View{
-		Base: s.base, Time: s.now(),
+		Base: s.base, Time: time.Now(),
 		Daemon: view.Daemon{Lock: filepath.Join(s.base, ".lock"), Running: true},
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sorted == nil {
-		s.sorted = make([]string, 0, len(s.entries))
-		for id := range s.entries {
-			s.sorted = append(s.sorted, id)
-		}
-		slices.Sort(s.sorted)
-	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	v.Orders = make([]view.Order, len(s.sorted))
 	// One allocation for every result: a View's results are its own.
 	results := make([]store.LastResult, 0, len(s.sorted))
 	for i, id := range s.sorted {
 		e := s.entries[id]
-		o := view.Order{ID: id, Order: e.order, Err: e.err, ResultErr: e.resultErr}
-		if e.result != nil {
-			results = append(results, *e.result)
-			o.Result = &results[len(results)-1]
+		o := view.Order{ID: id, Order: e.order, Err: e.err}
+		if r := e.result.Load(); r != nil {
+			o.ResultErr = r.err
+			if r.last != nil {
+				results = append(results, *r.last)
+				o.Result = &results[len(results)-1]
+			}
 		}
 		v.Orders[i] = o
 	}
