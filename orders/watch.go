@@ -70,7 +70,11 @@ type Options struct {
 	// MaxSettle bounds the wait of a file that keeps changing: it is read at most this
 	// long after the first event that named it: 2 s.
 	MaxSettle time.Duration
-	Logger    *slog.Logger
+	// Invalid, if set, hears of each file found not to be a valid order, with the error
+	// logged, from the goroutine running Watch; and, with a nil error, of a file whose id
+	// CheckID refused going away, which the Handler never hears of.
+	Invalid func(id string, err error)
+	Logger  *slog.Logger
 	// Now is the clock that judges expiry; nil means time.Now.
 	Now func() time.Time
 }
@@ -683,7 +687,11 @@ func hiddenPath(id string) bool {
 // was never valid, since an output of an earlier run may be left to archive; but not of
 // an id the store refuses, which has no output.
 func (w *Watcher) forget(id string) {
-	if e := w.known[id]; e != nil && !e.refused {
+	switch e := w.known[id]; {
+	case e == nil:
+	case e.refused:
+		w.refusedGone(id)
+	default:
 		w.handler.Remove(id, Deleted)
 	}
 	delete(w.known, id)
@@ -780,8 +788,18 @@ func (w *Watcher) check(id, path string) {
 	w.handler.Update(o)
 }
 
+// refusedGone tells Options.Invalid that the file of a refused id went away.
+func (w *Watcher) refusedGone(id string) {
+	if w.opt.Invalid != nil {
+		w.opt.Invalid(id, nil)
+	}
+}
+
 func (w *Watcher) invalid(id string, e *entry, err error) {
 	e.invalid = true
+	if w.opt.Invalid != nil {
+		w.opt.Invalid(id, err)
+	}
 	if e.order != nil {
 		w.log.Warn("invalid order, the previous version goes on", "id", id, "err", err)
 		return
@@ -795,6 +813,8 @@ func (w *Watcher) expire(id string, e *entry, age time.Duration) {
 		w.log.Info("archiving old order", "id", id, "age", age.Truncate(time.Second).String())
 		if !e.refused {
 			w.handler.Remove(id, Expired)
+		} else {
+			w.refusedGone(id)
 		}
 		e.order = nil
 	}

@@ -1595,3 +1595,59 @@ func TestRemoveBelow(t *testing.T) {
 		})
 	}
 }
+
+// invalids records what Options.Invalid hears.
+type invalids struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (v *invalids) add(id string, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	msg := "gone"
+	if err != nil {
+		msg = err.Error()
+	}
+	v.calls = append(v.calls, id+": "+msg)
+}
+
+func (v *invalids) take() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := v.calls
+	v.calls = nil
+	return c
+}
+
+// TestWatchInvalidHook checks that Options.Invalid hears of every file that is not a
+// valid order, with the error logged, and of refused files that go away, deleted or
+// expired, which the Handler never hears of.
+func TestWatchInvalidHook(t *testing.T) {
+	h := newHarness(t)
+	v := &invalids{}
+	h.put("bad", invalidOrder)
+	h.put(`back\slash`, validOrder("refused.example"))
+	h.put(`old\slash`, validOrder("refused.example"))
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(h.path(`old\slash`), old, old)
+	h.start(Options{Invalid: v.add})
+	h.sync()
+	got := v.take()
+	slices.Sort(got)
+	want := []string{
+		`back\slash: orders/back\slash: a backslash in the order id: the store takes none in the paths it writes`,
+		`bad: orders/bad: line 2: step: expected a whole number of seconds, got "abc"`,
+		`old\slash: gone`,
+		`old\slash: orders/old\slash: a backslash in the order id: the store takes none in the paths it writes`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("heard\n%q\nwant\n%q", got, want)
+	}
+	h.put("bad", validOrder("fixed.example"))
+	os.Remove(h.path(`back\slash`))
+	h.sync()
+	if got := v.take(); !slices.Equal(got, []string{`back\slash: gone`}) {
+		t.Errorf("heard %q, want back\\slash gone", got)
+	}
+}

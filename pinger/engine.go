@@ -339,6 +339,27 @@ func (e *Engine) Stats() Stats {
 	return st
 }
 
+// Socket describes an open ICMP socket of the engine.
+type Socket struct {
+	IPv6 bool
+	Mode Mode // ModeRaw or ModeDatagram
+}
+
+// Sockets lists the engine's open sockets.
+func (e *Engine) Sockets() []Socket {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := make([]Socket, 0, len(e.socks))
+	for _, s := range e.socks {
+		m := ModeRaw
+		if s.datagram {
+			m = ModeDatagram
+		}
+		list = append(list, Socket{IPv6: s.v6, Mode: m})
+	}
+	return list
+}
+
 // arm makes the clock goroutine wake up by tick at. Called with e.mu held, which orders
 // it against the clock goroutine choosing its next wake-up.
 func (e *Engine) arm(at int64) {

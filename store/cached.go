@@ -46,6 +46,18 @@ type cached struct {
 	nextTry time.Time
 	kept    int // updates kept during the current outage
 	dropped int // updates dropped for want of room during the current outage
+	// droppedAll counts the updates dropped for want of room since the start.
+	droppedAll uint64
+}
+
+// stats returns the number of updates held for rrdcached and of those ever dropped.
+func (b *cached) stats() (held int, dropped uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, lines := range b.backlog {
+		held += len(lines)
+	}
+	return held, b.droppedAll
 }
 
 func dialCached(ctx context.Context, addr string, log *slog.Logger) (*cached, error) {
@@ -157,6 +169,7 @@ func (b *cached) keep(path, line string) {
 	defer b.mu.Unlock()
 	if b.held+len(line) > b.room {
 		b.dropped++
+		b.droppedAll++
 		if b.dropped == 1 {
 			b.log.Error("no room left for more RRD updates while rrdcached is away; dropping them until it is back (last_result and telegraf go on)",
 				"rrdcached", b.addr, "kept", b.kept, "room_bytes", b.room, "file", path)

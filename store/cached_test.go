@@ -243,6 +243,9 @@ func TestCachedAwayRoom(t *testing.T) {
 	if n := strings.Count(ts.log.String(), "no room left"); n != 1 {
 		t.Errorf("%d log lines about the full backlog, want 1:\n%s", n, ts.log.String())
 	}
+	if st := ts.Stats(); st.RRDCachedBacklog != 2 || st.RRDCachedDropped != 3 {
+		t.Errorf("stats %+v, want a backlog of 2 and 3 dropped", st)
+	}
 	d.Start()
 	ts.clock.Set(now0 + 300)
 	ts.round(t, se, rtts(3, 4)) // unknown: it follows a gap beyond the heartbeat
@@ -250,6 +253,9 @@ func TestCachedAwayRoom(t *testing.T) {
 	last := ts.round(t, se, rtts(3, 4)).Time.Unix()
 	if log := ts.log.String(); !strings.Contains(log, "kept=2 dropped=3") {
 		t.Errorf("the return does not count the kept and dropped updates:\n%s", log)
+	}
+	if st := ts.Stats(); st.RRDCachedBacklog != 0 || st.RRDCachedDropped != 3 {
+		t.Errorf("stats %+v once rrdcached is back, want no backlog and 3 dropped", st)
 	}
 	if err := ts.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

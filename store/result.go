@@ -1,6 +1,7 @@
 package store
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -15,6 +16,8 @@ type Result struct {
 	Step time.Duration
 	// RTTs holds one entry per ping in send order, negative for a lost ping.
 	RTTs []time.Duration
+	// Addr is the address an ICMP order pinged (its host, resolved); zero for others.
+	Addr netip.Addr
 }
 
 // Stamp returns the RRD time stamp of a round that starts at start.

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,14 +40,37 @@ type Sender interface {
 	Send(p telegraf.Point)
 }
 
+// Observer hears of each order's last result as the store finds and writes it: the
+// daemon's live state and its metrics. Its methods run on the writing goroutines with
+// the order's lock held, so they must return at once: no I/O, no waiting.
+type Observer interface {
+	// Found reports what output/<id>/last_result holds when Prepare readies an order:
+	// nil when there is none, err when it cannot be read.
+	Found(id string, last *LastResult, err error)
+	// Written reports a round the store took: r as measured, and last as last_result
+	// now says; err says that last_result could not be written (it holds what it held).
+	Written(r Result, last LastResult, err error)
+}
+
 // Options configure a Store.
 type Options struct {
 	// RRDCached is the address of an rrdcached (unix:/path, /path, or host:port) that
 	// writes main.rrd instead of this process; it must see the same paths.
 	RRDCached string
-	Telegraf  Sender // nil sends nothing
+	Telegraf  Sender   // nil sends nothing
+	Observer  Observer // nil tells no one
 	Logger    *slog.Logger
 	Now       func() time.Time // nil means time.Now
+}
+
+// Stats counts the writes that failed since Open, for the daemon's metrics.
+type Stats struct {
+	RRDErrors        uint64 // rounds main.rrd could not take
+	LastResultErrors uint64 // rounds whose last_result could not be written
+	// RRDCachedBacklog is the number of updates held while rrdcached is away, and
+	// RRDCachedDropped those dropped for want of room; both zero without rrdcached.
+	RRDCachedBacklog int
+	RRDCachedDropped uint64
 }
 
 // Store writes the outputs of the orders below one base directory. Its methods are safe
@@ -63,6 +87,17 @@ type Store struct {
 
 	seed  maphash.Seed
 	locks [64]sync.Mutex
+
+	rrdErrors, lastResultErrors atomic.Uint64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{RRDErrors: s.rrdErrors.Load(), LastResultErrors: s.lastResultErrors.Load()}
+	if c, ok := s.rrd.(*cached); ok {
+		st.RRDCachedBacklog, st.RRDCachedDropped = c.stats()
+	}
+	return st
 }
 
 // Open returns the store of the base directory, whose output/ and archive/ must exist.
@@ -197,6 +232,9 @@ func (s *Store) Prepare(se Series) (time.Time, error) {
 	if err != nil {
 		s.log.Error("cannot restore archived output", "id", se.ID, "err", err)
 	}
+	if s.opt.Observer != nil {
+		s.found(se.ID, filepath.Join(out, "last_result"))
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return time.Time{}, fmt.Errorf("store: %w", err)
 	}
@@ -206,6 +244,19 @@ func (s *Store) Prepare(se Series) (time.Time, error) {
 		return latest(last, rrdLast), err
 	}
 	return last, nil
+}
+
+// found tells the observer what the last_result at path holds.
+func (s *Store) found(id, path string) {
+	r, err := ReadLastResult(path)
+	switch {
+	case err == nil:
+		s.opt.Observer.Found(id, &r, nil)
+	case errors.Is(err, fs.ErrNotExist):
+		s.opt.Observer.Found(id, nil, nil)
+	default:
+		s.opt.Observer.Found(id, nil, err)
+	}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -455,7 +506,7 @@ func isOutput(dir string) bool {
 	return false
 }
 
-// Write records a round: main.rrd, then last_result, then telegraf. A result for an
+// Write records a round: main.rrd, then last_result, then telegraf, then the observer. A result for an
 // order that is not prepared, or for another step or number of pings than the prepared
 // version, is dropped.
 func (s *Store) Write(r Result) error {
@@ -475,16 +526,28 @@ func (s *Store) Write(r Result) error {
 	var errs []error
 	if se.RRDTemplate != "norrd" {
 		if err := s.updateRRD(se, r.ID, r.Time, sum); err != nil {
+			s.rrdErrors.Add(1)
 			errs = append(errs, err)
 		}
 	}
-	if err := s.writeLastResult(se, r.ID, r.Time, sum); err != nil {
-		errs = append(errs, err)
+	text, lerr := s.writeLastResult(se, r.ID, r.Time, sum)
+	if lerr != nil {
+		s.lastResultErrors.Add(1)
+		errs = append(errs, lerr)
 	}
 	if s.opt.Telegraf != nil && se.Measurement != "" {
 		s.opt.Telegraf.Send(telegraf.Point{
 			Measurement: se.Measurement, Tags: se.Tags, Time: r.Time, Step: se.Step, RTTs: r.RTTs,
 		})
+	}
+	if s.opt.Observer != nil {
+		// Read back from the text, so that the figures are exactly those a reader of
+		// the file gets (rounded to %.6e).
+		last, err := parseLastResult(text)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("store: reading back last_result: %w", err))...)
+		}
+		s.opt.Observer.Written(r, last, lerr)
 	}
 	return errors.Join(errs...)
 }
@@ -537,8 +600,8 @@ func (s *Store) updateRRD(se *Series, id string, t time.Time, sum summary) error
 
 // writeLastResult replaces last_result with the round's figures: written to a temporary
 // file and renamed over the old one, so that a reader always finds a whole file. Its
-// directory is created if it went away.
-func (s *Store) writeLastResult(se *Series, id string, t time.Time, sum summary) error {
+// directory is created if it went away. It returns the text, written or not.
+func (s *Store) writeLastResult(se *Series, id string, t time.Time, sum summary) ([]byte, error) {
 	value := func(d time.Duration) string {
 		if len(sum.sorted) == 0 {
 			return "~"
@@ -554,5 +617,6 @@ func (s *Store) writeLastResult(se *Series, id string, t time.Time, sum summary)
 	b.WriteString("min: " + value(sum.min) + "\n")
 	b.WriteString("median: " + value(sum.median) + "\n")
 	b.WriteString("max: " + value(sum.max) + "\n")
-	return s.base.replace("output/"+id, "last_result", []byte(b.String()))
+	text := []byte(b.String())
+	return text, s.base.replace("output/"+id, "last_result", text)
 }

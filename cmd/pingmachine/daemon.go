@@ -25,6 +25,8 @@ import (
 	"pingmachine/pinger/adapter"
 	"pingmachine/pinger/schedule"
 	"pingmachine/store"
+	"pingmachine/store/live"
+	"pingmachine/store/metrics"
 	"pingmachine/store/telegraf"
 	"pingmachine/store/view"
 	"pingmachine/store/web"
@@ -130,7 +132,21 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		}
 		sender = sink
 	}
-	st, err := store.Open(ctx, base, store.Options{RRDCached: c.rrdcached, Telegraf: sender, Logger: log})
+	// The live state and the metrics read the store and the live state's counts at a
+	// scrape, which comes after all is set up.
+	var st *store.Store
+	var state *live.State
+	src := metrics.Sources{
+		Engine: engine.Stats, Sockets: engine.Sockets, Logger: log,
+		Store:  func() store.Stats { return st.Stats() },
+		Orders: func() live.Counts { return state.Counts() },
+	}
+	if sink != nil {
+		src.Telegraf = sink.Stats
+	}
+	mets := metrics.New(src)
+	state = live.New(base, mets)
+	st, err = store.Open(ctx, base, store.Options{RRDCached: c.rrdcached, Telegraf: sender, Observer: state, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -154,7 +170,7 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 		HTTPing: c.httping, SCIONDir: c.scionDir, Writers: runtime.GOMAXPROCS(0), Logger: log,
 	})
 	schedDone.Go(func() { sched.Run(work) })
-	watcher := orders.NewWatcher(base, sched, orders.Options{Logger: log})
+	watcher := orders.NewWatcher(base, state.Handler(sched), orders.Options{Invalid: state.Invalid, Logger: log})
 	watchErr := make(chan error, 1)
 	watchDone.Go(func() { watchErr <- watcher.Watch(work) })
 
@@ -164,8 +180,9 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 	var webDone sync.WaitGroup
 	if webLn != nil {
 		cfg := web.Config{
-			Status: func() (*view.View, error) { return view.Read(base) },
-			Base:   base, Ready: ready.Load, Logger: log,
+			Status:  func() (*view.View, error) { return state.View(), nil },
+			Metrics: mets.Handler(),
+			Base:    base, Ready: ready.Load, Logger: log,
 		}
 		webDone.Go(func() {
 			if err := web.Serve(webCtx, webLn, cfg); err != nil {

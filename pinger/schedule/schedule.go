@@ -395,7 +395,8 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		if err == nil {
 			err = errors.New("no address")
 		}
-		// An unresolvable host is full loss, not a gap.
+		// An unresolvable host is full loss, not a gap, of no address.
+		j.addr = netip.Addr{}
 		s.failed(j, "cannot resolve host", err)
 	default:
 		j.addr, j.resolved = addrs[0].Unmap(), time.Now()
@@ -524,7 +525,11 @@ func (s *Scheduler) finish(j *job, rtts []time.Duration) {
 	case !sameMeasurement(o, j.order):
 		s.log.Debug("dropping a round of a changed order", "id", o.ID)
 	default:
-		s.writers.add(store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts})
+		r := store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts}
+		if o.FPing != nil {
+			r.Addr = j.addr
+		}
+		s.writers.add(r)
 	}
 	now := time.Now()
 	next := s.slotAfter(now, j)

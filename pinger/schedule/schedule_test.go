@@ -288,6 +288,11 @@ func TestLookups(t *testing.T) {
 			if n := len(w.store.written()); n != 11 {
 				t.Errorf("%d results, want 11", n)
 			}
+			for _, r := range w.store.written() {
+				if r.Addr != netip.MustParseAddr("127.0.0.5") {
+					t.Errorf("a result of %v, want the address pinged", r.Addr)
+				}
+			}
 		})
 	})
 	t.Run("ipv6", func(t *testing.T) {
@@ -331,6 +336,10 @@ func TestLookups(t *testing.T) {
 				wantLost := i < 3 || i >= 33
 				if allLost(r.RTTs) != wantLost || len(r.RTTs) != 4 || !r.Time.Equal(store.Stamp(start, o.Step).Add(time.Duration(i)*o.Step)) {
 					t.Errorf("result %d: %v at %v, want full loss %v, at step %d", i, r.RTTs, r.Time, wantLost, i)
+				}
+				// A round that pinged nothing is of no address.
+				if wantAddr := netip.MustParseAddr("127.0.0.7"); (r.Addr == wantAddr) == wantLost || wantLost && r.Addr.IsValid() {
+					t.Errorf("result %d (full loss %v) of address %v", i, wantLost, r.Addr)
 				}
 			}
 			if n := strings.Count(w.log.String(), "cannot resolve host"); n != 2 {
