@@ -104,10 +104,11 @@ func TestQuantum(t *testing.T) {
 		{"one order, a gap of 1 s", 1, time.Second, time.Second},
 		{"a gap of 3.9 s", 1, 3900 * time.Millisecond, 500 * time.Millisecond},
 		{"a gap below 100 ms", 1, 90 * time.Millisecond, grid},
-		{"1,000 orders, 20 s / 5 pings", 1000 * 5.0 / 20, 2600 * time.Millisecond, 100 * time.Millisecond},
-		{"at the limit", burst / 0.1, 2600 * time.Millisecond, 100 * time.Millisecond},
-		{"just past it", burst/0.1 + 1, 2600 * time.Millisecond, 50 * time.Millisecond},
-		{"5,000 orders, 60 s / 20 pings", 5000 * 20.0 / 60, 2250 * time.Millisecond, grid},
+		{"1,000 orders, 20 s / 5 pings", 1000 * 5.0 / 20, 2600 * time.Millisecond, 500 * time.Millisecond},
+		{"at the limit", burst / 0.5, 2600 * time.Millisecond, 500 * time.Millisecond},
+		{"just past it", burst/0.5 + 1, 2600 * time.Millisecond, 100 * time.Millisecond},
+		{"5,000 orders, 60 s / 20 pings", 5000 * 20.0 / 60, 2250 * time.Millisecond, 50 * time.Millisecond},
+		{"10,000 orders, 60 s / 20 pings", 10000 * 20.0 / 60, 2250 * time.Millisecond, grid},
 		{"100,000 orders", 100000 * 5.0 / 60, 2600 * time.Millisecond, grid},
 	}
 	for _, tt := range tests {
