@@ -31,6 +31,7 @@ import (
 	"pingmachine/orders"
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/dnsping"
 	"pingmachine/store"
 )
 
@@ -85,6 +86,7 @@ const (
 // Config wires a Scheduler to its probes, its store and its resolver.
 type Config struct {
 	Engine   Engine
+	DNS      DNSEngine // nil: dns orders are full loss, with the reason logged
 	Runner   Runner
 	Store    Store
 	Resolver Resolver
@@ -160,6 +162,7 @@ type job struct {
 	started *orders.Order
 
 	round    pinger.Round
+	dns      dnsping.Round // the round of a dns order
 	addr     netip.Addr // the resolved host
 	resolved time.Time  // when addr was looked up; zero for an address literal
 	lastErr  string     // the last problem logged, so that each is logged once
@@ -344,6 +347,10 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	o := j.order
 	j.started, j.last = o, j.next
 	s.inFlight.Add(1)
+	if o.DNS != nil {
+		s.startDNS(j, o)
+		return
+	}
 	if o.FPing == nil {
 		start := j.last
 		s.goroutines.Go(func() { s.runTool(ctx, j, o, start) })
@@ -506,7 +513,7 @@ func (s *Scheduler) cutShort(j *job) bool {
 func sameMeasurement(a, b *orders.Order) bool {
 	return a == b || a.Step == b.Step && a.Pings == b.Pings && a.Probe == b.Probe &&
 		reflect.DeepEqual(a.FPing, b.FPing) && reflect.DeepEqual(a.HTTPing, b.HTTPing) &&
-		reflect.DeepEqual(a.SCION, b.SCION)
+		reflect.DeepEqual(a.SCION, b.SCION) && reflect.DeepEqual(a.DNS, b.DNS)
 }
 
 // finish ends j's round under way: rtts (nil when nothing was measured) are written
