@@ -162,10 +162,11 @@ type job struct {
 	started *orders.Order
 
 	round    pinger.Round
-	dns      dnsping.Round // the round of a dns order
-	addr     netip.Addr    // the resolved host
-	resolved time.Time     // when addr was looked up; zero for an address literal
-	lastErr  string        // the last problem logged, so that each is logged once
+	addr     netip.Addr // the resolved host
+	resolved time.Time  // when addr was looked up; zero for an address literal
+	lastErr  string     // the last problem logged, so that each is logged once
+
+	dns dnsping.Round // the round of a dns order
 }
 
 // New returns a Scheduler; Run starts it.
