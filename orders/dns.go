@@ -161,3 +161,25 @@ func (p *parser) rcodes(v *yaml.Node) []int {
 	}
 	return codes
 }
+
+// CheckDNS checks a DNS target given other than in an order (pingmachine ping --dns) as
+// the keys of an order's dns: mapping: each value is the text of the key of that name
+// (server, name, type, protocol, source_ip, rcodes_as_failure). An empty value is a key
+// not given, except for server and name, which are then wrong, and rcodes_as_failure,
+// which then lists none. The problems' keys are the mapping's ("dns.type").
+func CheckDNS(keys map[string]string) (*DNS, []Problem) {
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range []string{"server", "name", "type", "protocol", "source_ip", "rcodes_as_failure"} {
+		if v, ok := keys[k]; ok && (v != "" || k == "server" || k == "name" || k == "rcodes_as_failure") {
+			m.Content = append(m.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v})
+		}
+	}
+	p := &parser{}
+	d := p.dns(m)
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	return d, nil
+}

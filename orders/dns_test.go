@@ -154,3 +154,42 @@ func TestDNSTimingAndTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckDNS(t *testing.T) {
+	tests := []struct {
+		name     string
+		keys     map[string]string
+		want     *DNS
+		problems []string // the keys of the problems
+	}{
+		{"defaults", map[string]string{"server": "127.0.0.1", "name": "ok.test", "type": "", "protocol": ""},
+			&DNS{Server: netip.MustParseAddrPort("127.0.0.1:53"), Name: "ok.test", Type: "A"}, nil},
+		{"every key", map[string]string{"server": "[::1]:5353", "name": "ok.test", "type": "txt", "protocol": "tcp",
+			"source_ip": "::1", "rcodes_as_failure": "nxdomain"},
+			&DNS{Server: netip.MustParseAddrPort("[::1]:5353"), Name: "ok.test", Type: "TXT", TCP: true,
+				Source: netip.MustParseAddr("::1"), FailRcodes: []int{3}}, nil},
+		{"empty rcodes: none", map[string]string{"server": "127.0.0.1", "name": "ok.test", "rcodes_as_failure": ""},
+			&DNS{Server: netip.MustParseAddrPort("127.0.0.1:53"), Name: "ok.test", Type: "A", FailRcodes: []int{}}, nil},
+		{"empty server and name are problems", map[string]string{"server": "", "name": ""}, nil,
+			[]string{"dns.server", "dns.name"}},
+		{"missing server and name", map[string]string{}, nil, []string{"dns.server", "dns.name"}},
+		{"each bad value", map[string]string{"server": "-x", "name": "-y", "type": "AXFR", "protocol": "quic",
+			"source_ip": "x", "rcodes_as_failure": "BAD"}, nil,
+			[]string{"dns.server", "dns.name", "dns.type", "dns.protocol", "dns.source_ip", "dns.rcodes_as_failure"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, problems := CheckDNS(tt.keys)
+			var keys []string
+			for _, p := range problems {
+				keys = append(keys, p.Key)
+			}
+			if !reflect.DeepEqual(keys, tt.problems) {
+				t.Errorf("problems %v, want keys %v", problems, tt.problems)
+			}
+			if !reflect.DeepEqual(d, tt.want) {
+				t.Errorf("CheckDNS = %+v, want %+v", d, tt.want)
+			}
+		})
+	}
+}
