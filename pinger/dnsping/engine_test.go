@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,7 @@ func TestRounds(t *testing.T) {
 		notResponse.Response = false
 		return []*dns.Msg{wrongID, wrongQ, notResponse, dnstest.Answer(dns.RcodeSuccess)(q)[0]}
 	}).Addr
+	ipv6 := dnstest.StartServerAt(t, netip.MustParseAddr("::1"), 0, dnstest.Answer(dns.RcodeSuccess)).Addr
 	const delay = 40 * time.Millisecond
 	slow := dnstest.StartServer(t, delay, dnstest.Answer(dns.RcodeSuccess)).Addr
 
@@ -144,6 +146,10 @@ func TestRounds(t *testing.T) {
 			want{received: count, stats: Stats{Received: count}}},
 		{"dnsmasq NXDOMAIN listed as failure", dnsmasq, []bool{false, true}, "host." + dnstest.NX, dns.TypeAAAA, []int{dns.RcodeNameError},
 			want{received: 0, stats: Stats{Failed: count}}},
+		{"dnsmasq REFUSED is lost", dnsmasq, []bool{false, true}, "elsewhere.example", dns.TypeA, nil,
+			want{received: 0, stats: Stats{Failed: count}}},
+		{"IPv6", ipv6, []bool{false, true}, dnstest.OK, dns.TypeAAAA, nil,
+			want{received: count, stats: Stats{Received: count}}},
 		{"SERVFAIL is lost", servfail, []bool{false, true}, dnstest.OK, dns.TypeA, nil,
 			want{received: 0, stats: Stats{Failed: count}}},
 		{"SERVFAIL with no failure codes is an answer", servfail, []bool{false, true}, dnstest.OK, dns.TypeA, []int{},
@@ -283,6 +289,24 @@ func TestTCPBound(t *testing.T) {
 	}
 	if s := e.Stats(); s.Queued != 2 || srv.Queries() < 2 {
 		t.Errorf("queued %d, server saw %d queries; want 2 queued and at least 2 queries", s.Queued, srv.Queries())
+	}
+}
+
+// TestSource: queries go out from the round's source address, over UDP and TCP.
+func TestSource(t *testing.T) {
+	srv := dnstest.StartServer(t, 0, dnstest.Answer(dns.RcodeSuccess))
+	e := start(t, New(Options{}))
+	source := netip.MustParseAddr("127.0.0.2")
+	for _, tcp := range []bool{false, true} {
+		r := &Round{Server: srv.Addr, Source: source, TCP: tcp, Name: dnstest.OK, Type: dns.TypeA, Count: 2,
+			Gap: 10 * time.Millisecond, Timeout: time.Second}
+		run(t, e, r)
+		if r.Received() != 2 {
+			t.Errorf("tcp %v: RTTs %v, want 2 answers", tcp, r.RTTs)
+		}
+	}
+	if got := srv.Clients(); len(got) != 4 || slices.ContainsFunc(got, func(a netip.Addr) bool { return a != source }) {
+		t.Errorf("the server saw queries from %v, want 4 from %v", got, source)
 	}
 }
 

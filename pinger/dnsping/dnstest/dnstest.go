@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,14 @@ type Server struct {
 	Addr netip.AddrPort
 	mu   sync.Mutex
 	n    int
+	from []netip.Addr
+}
+
+// Clients lists the source address of each query read.
+func (s *Server) Clients() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.from)
 }
 
 // Queries counts the queries the server has read.
@@ -124,14 +133,23 @@ func (s *Server) Queries() int {
 	return s.n
 }
 
-// StartServer runs a scripted server until the test ends; delay is waited before each
-// reply.
+// StartServer runs a scripted server on 127.0.0.1 until the test ends; delay is waited
+// before each reply.
 func StartServer(t testing.TB, delay time.Duration, reply Reply) *Server {
+	t.Helper()
+	return StartServerAt(t, netip.MustParseAddr("127.0.0.1"), delay, reply)
+}
+
+// StartServerAt runs a scripted server on a loopback address (127.0.0.1, ::1) until the
+// test ends; delay is waited before each reply.
+func StartServerAt(t testing.TB, ip netip.Addr, delay time.Duration, reply Reply) *Server {
 	t.Helper()
 	s := &Server{}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		from, _ := netip.ParseAddrPort(w.RemoteAddr().String())
 		s.mu.Lock()
 		s.n++
+		s.from = append(s.from, from.Addr().Unmap())
 		s.mu.Unlock()
 		time.Sleep(delay)
 		for _, m := range reply(q) {
@@ -139,18 +157,17 @@ func StartServer(t testing.TB, delay time.Duration, reply Reply) *Server {
 		}
 	})
 	for range 5 {
-		port := FreePort(t)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		u, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
+			t.Fatalf("scripted DNS server on %v: %v", ip, err)
+		}
+		addr := u.LocalAddr().(*net.UDPAddr).AddrPort()
+		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		if err != nil {
+			u.Close() // the port is taken for TCP: another one
 			continue
 		}
-		l, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
-		if err != nil {
-			u.Close()
-			continue
-		}
-		s.Addr = addr
+		s.Addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 		servers := []*dns.Server{{PacketConn: u, Handler: handler}, {Listener: l, Handler: handler}}
 		for _, srv := range servers {
 			go srv.ActivateAndServe()
@@ -164,7 +181,7 @@ func StartServer(t testing.TB, delay time.Duration, reply Reply) *Server {
 		})
 		return s
 	}
-	t.Fatal("no port of 127.0.0.1 free for the scripted DNS server")
+	t.Fatalf("no port of %v free for the scripted DNS server over UDP and TCP", ip)
 	return nil
 }
 
