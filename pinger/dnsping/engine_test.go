@@ -3,8 +3,10 @@ package dnsping
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -307,6 +309,30 @@ func TestSource(t *testing.T) {
 	}
 	if got := srv.Clients(); len(got) != 4 || slices.ContainsFunc(got, func(a netip.Addr) bool { return a != source }) {
 		t.Errorf("the server saw queries from %v, want 4 from %v", got, source)
+	}
+}
+
+// TestTCPNoTimeWait: TCP queries leave no connection in TIME_WAIT, which at a few
+// hundred queries a second would take every local port.
+func TestTCPNoTimeWait(t *testing.T) {
+	srv := dnstest.StartServer(t, 0, dnstest.Answer(dns.RcodeSuccess))
+	e := start(t, New(Options{}))
+	r := &Round{Server: srv.Addr, TCP: true, Name: dnstest.OK, Type: dns.TypeA, Count: 5, Gap: 10 * time.Millisecond, Timeout: time.Second}
+	run(t, e, r)
+	if r.Received() != 5 {
+		t.Fatalf("RTTs %v, want 5 answers", r.RTTs)
+	}
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Columns: sl local_address rem_address st ...; TIME_WAIT is state 06.
+	port := fmt.Sprintf(":%04X", srv.Addr.Port())
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == "06" && (strings.HasSuffix(f[1], port) || strings.HasSuffix(f[2], port)) {
+			t.Errorf("a connection in TIME_WAIT: %s", line)
+		}
 	}
 }
 

@@ -95,8 +95,7 @@ type tcpResult struct {
 // run connects, sends the query and reads messages until one answers it; the others,
 // on a connection of its own, are mismatched whatever their id. The RTT is the
 // time from the query's write to the answer's last byte: the connection's setup is the
-// TCP probe's measure, not this one's (it counts against the timeout, though). The
-// connection is closed with a FIN as a resolver closes it.
+// TCP probe's measure, not this one's (it counts against the timeout, though).
 func (x exchange) run(ctx context.Context) tcpResult {
 	d := net.Dialer{Deadline: x.deadline}
 	if x.source.IsValid() {
@@ -105,6 +104,12 @@ func (x exchange) run(ctx context.Context) tcpResult {
 	conn, err := d.DialContext(ctx, "tcp", x.server)
 	if err != nil {
 		return tcpResult{err: err}
+	}
+	// Closed with a reset, not a FIN: the closing side keeps a FIN-closed connection in
+	// TIME_WAIT for a minute, and at a few hundred queries a second to one server those
+	// would take every local port. The answer is complete when it is closed.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })

@@ -42,6 +42,9 @@ func StartDNSMasq(t testing.TB) netip.AddrPort {
 		cmd := exec.Command(path, "-k", "--conf-file=/dev/null", "--listen-address=127.0.0.1",
 			fmt.Sprintf("--port=%d", port), "--bind-interfaces", "--no-resolv", "--no-hosts",
 			"--no-poll", "--pid-file=", "--user=", "--cache-size=0",
+			// dnsmasq forks a process per TCP connection, 20 at most by default: a
+			// benchmark of a thousand TCP queries a second needs more.
+			"--max-tcp-connections=500",
 			"--address=/"+OK+"/"+OKAddr, "--local=/"+NX+"/", "--log-facility=-")
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -90,7 +93,7 @@ func waitTCP(addr netip.AddrPort, exited <-chan struct{}) error {
 // FreePort returns a port of 127.0.0.1 that was free for UDP and TCP a moment ago.
 func FreePort(t testing.TB) uint16 {
 	t.Helper()
-	for range 20 {
+	for range 50 {
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatalf("finding a free port: %v", err)
@@ -156,7 +159,8 @@ func StartServerAt(t testing.TB, ip netip.Addr, delay time.Duration, reply Reply
 			w.WriteMsg(m)
 		}
 	})
-	for range 5 {
+	var tcpErr error
+	for range 50 {
 		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			t.Fatalf("scripted DNS server on %v: %v", ip, err)
@@ -164,7 +168,8 @@ func StartServerAt(t testing.TB, ip netip.Addr, delay time.Duration, reply Reply
 		addr := u.LocalAddr().(*net.UDPAddr).AddrPort()
 		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 		if err != nil {
-			u.Close() // the port is taken for TCP: another one
+			u.Close() // the port is taken for TCP (in use, or in TIME_WAIT): another one
+			tcpErr = err
 			continue
 		}
 		s.Addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
@@ -181,7 +186,7 @@ func StartServerAt(t testing.TB, ip netip.Addr, delay time.Duration, reply Reply
 		})
 		return s
 	}
-	t.Fatalf("no port of %v free for the scripted DNS server over UDP and TCP", ip)
+	t.Fatalf("no port of %v free for the scripted DNS server over UDP and TCP: %v", ip, tcpErr)
 	return nil
 }
 
