@@ -122,13 +122,16 @@ func (x exchange) run(ctx context.Context) tcpResult {
 	x.wrote()
 	var res tcpResult
 	var size [2]byte
-	buf := make([]byte, maxMessage)
+	var buf []byte
 	for {
 		if _, err := io.ReadFull(conn, size[:]); err != nil {
 			res.err = fmt.Errorf("reading the answer: %w", err)
 			return res
 		}
 		n := int(binary.BigEndian.Uint16(size[:]))
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
 		if _, err := io.ReadFull(conn, buf[:n]); err != nil {
 			res.err = fmt.Errorf("reading the answer: %w", err)
 			return res
