@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -14,6 +18,7 @@ import (
 
 	"pingmachine/pinger/dnsping"
 	"pingmachine/pinger/dnsping/dnstest"
+	"pingmachine/pinger/pingtest"
 )
 
 // BenchmarkDNS runs the DNS engine as the daemon runs it (one Go processor) against one
@@ -113,5 +118,96 @@ func BenchmarkDNS(b *testing.B) {
 				b.Errorf("false loss: %d of %d queries lost (counters %+v, before the run %+v)", lost, total, st, st0)
 			}
 		})
+	}
+}
+
+// BenchmarkDaemonDNS runs the real daemon with 1,000 dns orders (step 20, 15 queries a
+// second apart, UDP, no main.rrd) against one dnsmasq, waits until every order has a
+// result, then watches two steps: every order must get a result a step without loss. It
+// reports the daemon's CPU and RSS (dnsmasq's are not counted).
+//
+//	go test -run '^$' -bench DaemonDNS -benchtime 1x ./bench/
+func BenchmarkDaemonDNS(b *testing.B) {
+	const n, step, pings = 1000, 20, 15
+	pingtest.RequireRoot(b)
+	bin := daemonBinary(b)
+	server := dnstest.StartDNSMasq(b)
+	base := filepath.Join(b.TempDir(), "base")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("dns/%03d/target%d", i/1000, i)
+		path := filepath.Join(base, "orders", filepath.FromSlash(ids[i]))
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		order := fmt.Sprintf("user: bench\nstep: %d\npings: %d\nprobe: dns\ndns:\n  server: %s\n  name: t%d.%s\n  interval: 1000\nrrd_template: norrd\n",
+			step, pings, server, i, dnstest.OK)
+		if err := os.WriteFile(path, []byte(order), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range b.N {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, "--basedir", base)
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		deadline := time.Now().Add(4 * step * time.Second)
+		for {
+			have := 0
+			for _, id := range ids {
+				if t, _ := readTime(base, id); t != 0 {
+					have++
+				}
+			}
+			if have == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				b.Fatalf("only %d of %d orders have a result:\n%s", have, n, &stderr)
+			}
+			time.Sleep(time.Second)
+		}
+		cpu0, _ := treeCPU(pid)
+		t0 := time.Now()
+		seen := make([]map[int64]int, n) // stamp -> loss
+		for i := range seen {
+			seen[i] = map[int64]int{}
+		}
+		for time.Since(t0) < 2*step*time.Second {
+			for i, id := range ids {
+				if t, loss := readTime(base, id); t != 0 {
+					seen[i][t] = loss
+				}
+			}
+			time.Sleep(2 * time.Second)
+		}
+		cpu1, _ := treeCPU(pid)
+		elapsed := time.Since(t0)
+		rss, hwm := memory(pid)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		lost, rounds, short := 0, 0, 0
+		for i := range seen {
+			rounds += len(seen[i])
+			if len(seen[i]) < 2 {
+				short++
+			}
+			for _, loss := range seen[i] {
+				lost += loss
+			}
+		}
+		queries := elapsed.Seconds() / step * n * pings
+		b.ReportMetric(float64(rounds), "rounds")
+		b.ReportMetric(float64(lost), "lost-queries")
+		b.ReportMetric(100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), "cpu-%")
+		b.ReportMetric(1e6*(cpu1-cpu0).Seconds()/queries, "µs/query")
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MiB")
+		if lost > 0 || short > 0 {
+			b.Errorf("%d queries lost in %d rounds; %d orders with fewer than 2 results in 2 steps", lost, rounds, short)
+		}
 	}
 }
