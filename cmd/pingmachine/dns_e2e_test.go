@@ -134,6 +134,9 @@ func TestPingDNS(t *testing.T) {
 		{"bad rcode", []string{"--dns", "ok.test", "--rcodes-as-failure", "OOPS", server}, nil,
 			`pingmachine ping: --rcodes-as-failure: unknown response code "OOPS"`, exitBadArgs},
 		{"no servers", []string{"--dns", "ok.test", "-f", "-"}, nil, "no DNS servers: name them or use -f", exitBadArgs},
+		{"servers file missing", []string{"--dns", "ok.test", "-f", "/nonexistent/servers"}, nil, "pingmachine ping: open /nonexistent/servers", exitBadArgs},
+		{"a source not of this machine", []string{"--dns", "ok.test", "-S", "::2", "[::1]:53"}, nil,
+			"pingmachine ping: [::1]:53: dnsping: opening a UDP socket for IPv6 from ::2", exitBadArgs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

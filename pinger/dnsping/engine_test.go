@@ -336,6 +336,21 @@ func TestTCPNoTimeWait(t *testing.T) {
 	}
 }
 
+// TestIDsRunOut: with every id of a socket in flight to one server, a query cannot be
+// sent: it is lost, counted, and the round says why.
+func TestIDsRunOut(t *testing.T) {
+	e := start(t, New(Options{Sockets: 1}))
+	r := &Round{Server: silentUDP(t), Name: dnstest.OK, Type: dns.TypeA, Count: MaxCount, Timeout: 500 * time.Millisecond}
+	run(t, e, r)
+	s := e.Stats()
+	if r.Received() != 0 || s.SendErrors == 0 || s.Sent+s.SendErrors != MaxCount || s.Sent > 1<<16 {
+		t.Errorf("sent %d, send errors %d of %d queries, want some that found no id", s.Sent, s.SendErrors, MaxCount)
+	}
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "no free query id") {
+		t.Errorf("Err = %v, want no free query id", r.Err)
+	}
+}
+
 // TestSubmitErrors: rounds the engine refuses, and each reason named.
 func TestSubmitErrors(t *testing.T) {
 	server := netip.MustParseAddrPort("127.0.0.1:53")
