@@ -34,7 +34,7 @@ func (e *Engine) startTCP(ctx context.Context, q *query) {
 		e.tcpActive--
 		e.stats.Mismatched += res.mismatched
 		done := e.tcpAnswer(q, res, nil)
-		done = e.startWaiting(ctx, done)
+		e.startWaiting(ctx)
 		e.mu.Unlock()
 		callDone(done)
 	})
@@ -42,7 +42,7 @@ func (e *Engine) startTCP(ctx context.Context, q *query) {
 
 // startWaiting gives free places to the TCP queries that wait, in their order, skipping
 // those whose deadline has passed. e.mu is held.
-func (e *Engine) startWaiting(ctx context.Context, done []*Round) []*Round {
+func (e *Engine) startWaiting(ctx context.Context) {
 	for len(e.tcpWait) > 0 && e.tcpActive < e.maxTCP && !e.closed {
 		q := e.tcpWait[0]
 		e.tcpWait[0] = nil
@@ -51,7 +51,6 @@ func (e *Engine) startWaiting(ctx context.Context, done []*Round) []*Round {
 			e.startTCP(ctx, q)
 		}
 	}
-	return done
 }
 
 // tcpAnswer ends q with the result of its exchange. e.mu is held.
