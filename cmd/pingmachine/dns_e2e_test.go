@@ -20,12 +20,13 @@ import (
 	"pingmachine/rrdfmt/rrdtest"
 )
 
-// TestDaemonDNS runs dns orders against a real dnsmasq (answers, NXDOMAIN, REFUSED),
-// scripted servers (SERVFAIL, a delay) and a port that never answers, over UDP and
-// TCP, and checks last_result, main.rrd and telegraf.
+// TestDaemonDNS runs dns orders against a real dnsmasq (answers, NXDOMAIN, REFUSED), a
+// stopped one (no answer), scripted servers (SERVFAIL, a delay) and a port that never
+// answers, over UDP and TCP, and checks last_result, main.rrd and telegraf.
 func TestDaemonDNS(t *testing.T) {
 	t.Parallel()
 	dnsmasq := dnstest.StartDNSMasq(t)
+	stopped := dnstest.StartStoppedDNSMasq(t)
 	servfail := dnstest.StartServer(t, 0, dnstest.Answer(dns.RcodeServerFailure)).Addr
 	const delay = 100 * time.Millisecond
 	slow := dnstest.StartServer(t, delay, dnstest.Answer(dns.RcodeSuccess)).Addr
@@ -61,6 +62,8 @@ func TestDaemonDNS(t *testing.T) {
 		{"dns/servfail", dnsOrder(servfail, "name: "+dnstest.OK), 3},
 		{"dns/slow-tcp", dnsOrder(slow, "name: "+dnstest.OK, "protocol: tcp"), 0},
 		{"dns/silent", dnsOrder(silent.LocalAddr().(*net.UDPAddr).AddrPort(), "name: "+dnstest.OK), 3},
+		{"dns/stopped", dnsOrder(stopped, "name: "+dnstest.OK), 3},
+		{"dns/stopped-tcp", dnsOrder(stopped, "name: "+dnstest.OK, "protocol: tcp"), 3},
 	}
 	for _, o := range orders {
 		writeOrder(t, base, o.id, o.text)

@@ -104,6 +104,7 @@ func closedPort(t testing.TB) netip.AddrPort {
 // not answer, over UDP and TCP, and checks each query's fate and the counters.
 func TestRounds(t *testing.T) {
 	dnsmasq := dnstest.StartDNSMasq(t)
+	stopped := dnstest.StartStoppedDNSMasq(t)
 	servfail := dnstest.StartServer(t, 0, dnstest.Answer(dns.RcodeServerFailure)).Addr
 	refused := dnstest.StartServer(t, 0, dnstest.Answer(dns.RcodeRefused)).Addr
 	// Answers first with another id, then with another question, then right: only the
@@ -162,6 +163,8 @@ func TestRounds(t *testing.T) {
 			want{received: count, stats: Stats{Received: count, Mismatched: 2 * count}, tcpMismatched: 3 * count}},
 		{"delayed answers", slow, []bool{false, true}, dnstest.OK, dns.TypeA, nil,
 			want{received: count, stats: Stats{Received: count}, minRTT: delay, maxRTT: delay + 15*time.Millisecond}},
+		{"stopped dnsmasq times out", stopped, []bool{false, true}, dnstest.OK, dns.TypeA, nil,
+			want{received: 0, stats: Stats{TimedOut: count}}},
 		{"silent UDP port times out", silentUDP(t), []bool{false}, dnstest.OK, dns.TypeA, nil,
 			want{received: 0, stats: Stats{TimedOut: count}}},
 		{"closed UDP port times out", closedPort(t), []bool{false}, dnstest.OK, dns.TypeA, nil,

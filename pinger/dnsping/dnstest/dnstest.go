@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +33,24 @@ const (
 // when the test ends. It never forwards a query: it has no upstream servers, reads no
 // resolv.conf and no hosts file, and answers only from its command line.
 func StartDNSMasq(t testing.TB) netip.AddrPort {
+	t.Helper()
+	addr, _ := startDNSMasq(t)
+	return addr
+}
+
+// StartStoppedDNSMasq starts dnsmasq as StartDNSMasq does, then stops it with SIGSTOP: its
+// port is open (no ICMP error, and the kernel completes TCP handshakes) but nothing is
+// answered. The test's end kills it.
+func StartStoppedDNSMasq(t testing.TB) netip.AddrPort {
+	t.Helper()
+	addr, p := startDNSMasq(t)
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping dnsmasq: %v", err)
+	}
+	return addr
+}
+
+func startDNSMasq(t testing.TB) (netip.AddrPort, *os.Process) {
 	t.Helper()
 	path, err := exec.LookPath("dnsmasq")
 	if err != nil {
@@ -61,7 +81,7 @@ func StartDNSMasq(t testing.TB) netip.AddrPort {
 				cmd.Process.Kill()
 				<-exited
 			})
-			return addr
+			return addr, cmd.Process
 		} else if try == 4 {
 			cmd.Process.Kill()
 			<-exited
