@@ -26,10 +26,11 @@ type Order struct {
 	User    string
 	Step    time.Duration // whole seconds between rounds; also the RRD step
 	Pings   int           // pings per round
-	Probe   string        // "fping", "httping", "sping" or "pping"
+	Probe   string        // "fping", "httping", "sping", "pping" or "dns"
 	FPing   *FPing        // set when Probe is "fping"
 	HTTPing *HTTPing      // set when Probe is "httping"
 	SCION   *SCION        // set when Probe is "sping" or "pping"
+	DNS     *DNS          // set when Probe is "dns"
 	// RRDTemplate is "smokeping" (the default), "norrd" (no main.rrd), or anything else,
 	// which the Perl version and this one treat as Smokeping's defaults.
 	RRDTemplate string
@@ -138,6 +139,8 @@ func (o *Order) Timing() (gap, timeout time.Duration) {
 		return o.FPing.Interval, timeout
 	case o.SCION != nil && o.SCION.Interval > 0:
 		return o.SCION.Interval, timeout
+	case o.DNS != nil && o.DNS.Interval > 0:
+		return o.DNS.Interval, timeout
 	}
 	gap = (o.Step*8/10 - timeout) / time.Duration(o.Pings)
 	return gap.Truncate(time.Millisecond), timeout
@@ -160,6 +163,8 @@ func (o *Order) Destination() string {
 		return o.HTTPing.URL
 	case o.SCION != nil:
 		return o.SCION.Host
+	case o.DNS != nil:
+		return o.DNS.String()
 	}
 	return ""
 }
@@ -313,9 +318,9 @@ func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
 	return false, false
 }
 
-// probes names the probes an order may use: fping, which pingmachine's own ICMP engine
-// serves, and httping, sping and pping, which run external programs.
-var probes = []string{"fping", "httping", "sping", "pping"}
+// probes names the probes an order may use: fping and dns, which pingmachine measures
+// itself, and httping, sping and pping, which run external programs.
+var probes = []string{"fping", "httping", "sping", "pping", "dns"}
 
 // Parse reads the order with the given id from data. file names it in errors, for
 // example "orders/app1/target1".
@@ -391,8 +396,11 @@ func (p *parser) order(id string, data []byte) *Order {
 	if slices.Contains(probes, o.Probe) {
 		n := m[o.Probe]
 		required := "host"
-		if o.Probe == "httping" {
+		switch o.Probe {
+		case "httping":
 			required = "url"
+		case "dns":
+			required = "server and name"
 		}
 		switch {
 		case n == nil:
@@ -401,10 +409,12 @@ func (p *parser) order(id string, data []byte) *Order {
 			o.FPing = p.fping(n)
 		case o.Probe == "httping":
 			o.HTTPing = p.httping(n)
+		case o.Probe == "dns":
+			o.DNS = p.dns(n)
 		default:
 			o.SCION = p.scion(n, o.Probe)
 		}
-		if (o.FPing != nil || o.HTTPing != nil || o.SCION != nil) && stepOK && pingsOK {
+		if (o.FPing != nil || o.HTTPing != nil || o.SCION != nil || o.DNS != nil) && stepOK && pingsOK {
 			p.feasible(o, n)
 		}
 	}

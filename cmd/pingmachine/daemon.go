@@ -23,6 +23,7 @@ import (
 	"pingmachine/orders"
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/dnsping"
 	"pingmachine/pinger/schedule"
 	"pingmachine/store"
 	"pingmachine/store/live"
@@ -161,12 +162,18 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 			log.Error("ICMP engine", "err", err)
 		}
 	})
+	dnsEngine := dnsping.New(dnsping.Options{Logger: log})
+	engineDone.Go(func() {
+		if err := dnsEngine.Run(work); err != nil {
+			log.Error("DNS engine", "err", err)
+		}
+	})
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	if sink != nil {
 		sinkDone.Go(func() { sink.Run(sinkCtx) })
 	}
 	sched := schedule.New(schedule.Config{
-		Engine: engine, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
+		Engine: engine, DNS: dnsEngine, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
 		HTTPing: c.httping, SCIONDir: c.scionDir, Writers: runtime.GOMAXPROCS(0), Logger: log,
 	})
 	schedDone.Go(func() { sched.Run(work) })

@@ -35,6 +35,7 @@ type pingConfig struct {
 	verbose  bool
 	file     string
 	targets  []string
+	dns      dnsFlags // --dns: the targets are DNS servers
 }
 
 // msFlag is a duration given in (possibly fractional) milliseconds, as fping takes them.
@@ -74,9 +75,12 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	fs.IntVar(&c.tos, "Q", 0, "IPv4 TOS or IPv6 traffic class, 0-255")
 	fs.BoolVar(&c.verbose, "v", false, "log the socket mode and engine counters on stderr")
 	fs.StringVar(&c.file, "f", "", "read targets from `file`, one per line (- for stdin)")
+	c.dns.define(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 		fmt.Fprintln(stderr, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+		fmt.Fprintln(stderr, "       pingmachine ping --dns name [--qtype type] [--dns-tcp] [--rcodes-as-failure list] [-c count] [-p period_ms]")
+		fmt.Fprintln(stderr, "                        [-i interval_ms] [-t timeout_ms] [-S source] [-v] [-f file|-] [server[:port] ...]")
 		fmt.Fprintln(stderr, "Prints one line per target, RTTs in ms and - for a lost ping, as fping -C does.")
 		fmt.Fprintln(stderr, "Exit status: 0 every target answered, 1 some did not or interrupted, 2 bad arguments or names.")
 		fs.PrintDefaults()
@@ -114,6 +118,9 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 		c.source = a.Unmap()
 	}
 	c.family = chooseFamily(c.v4, c.v6, c.source)
+	if c.dns.name != "" {
+		problems = append(problems, c.dns.check(fs)...)
+	}
 	if c.file == "" && len(c.targets) == 0 {
 		problems = append(problems, "no targets: name them or use -f")
 	}
@@ -288,6 +295,9 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	c, err := parsePingArgs(args, stderr)
 	if err != nil {
 		return argsExit(err)
+	}
+	if c.dns.name != "" {
+		return pingDNSCommand(ctx, c, stdin, stdout, stderr)
 	}
 	names := c.targets
 	if c.file != "" {

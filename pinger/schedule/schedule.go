@@ -31,6 +31,7 @@ import (
 	"pingmachine/orders"
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/dnsping"
 	"pingmachine/store"
 )
 
@@ -85,6 +86,7 @@ const (
 // Config wires a Scheduler to its probes, its store and its resolver.
 type Config struct {
 	Engine   Engine
+	DNS      DNSEngine // nil: dns orders are full loss, with the reason logged
 	Runner   Runner
 	Store    Store
 	Resolver Resolver
@@ -163,6 +165,8 @@ type job struct {
 	addr     netip.Addr // the resolved host
 	resolved time.Time  // when addr was looked up; zero for an address literal
 	lastErr  string     // the last problem logged, so that each is logged once
+
+	dns dnsping.Round // the round of a dns order
 }
 
 // New returns a Scheduler; Run starts it.
@@ -344,6 +348,10 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	o := j.order
 	j.started, j.last = o, j.next
 	s.inFlight.Add(1)
+	if o.DNS != nil {
+		s.startDNS(j, o)
+		return
+	}
 	if o.FPing == nil {
 		start := j.last
 		s.goroutines.Go(func() { s.runTool(ctx, j, o, start) })
@@ -507,7 +515,7 @@ func (s *Scheduler) cutShort(j *job) bool {
 func sameMeasurement(a, b *orders.Order) bool {
 	return a == b || a.Step == b.Step && a.Pings == b.Pings && a.Probe == b.Probe &&
 		reflect.DeepEqual(a.FPing, b.FPing) && reflect.DeepEqual(a.HTTPing, b.HTTPing) &&
-		reflect.DeepEqual(a.SCION, b.SCION)
+		reflect.DeepEqual(a.SCION, b.SCION) && reflect.DeepEqual(a.DNS, b.DNS)
 }
 
 // finish ends j's round under way: rtts (nil when nothing was measured) are written
@@ -526,8 +534,11 @@ func (s *Scheduler) finish(j *job, rtts []time.Duration) {
 		s.log.Debug("dropping a round of a changed order", "id", o.ID)
 	default:
 		r := store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts}
-		if o.FPing != nil {
+		switch {
+		case o.FPing != nil:
 			r.Addr = j.addr
+		case o.DNS != nil:
+			r.Addr = o.DNS.Server.Addr()
 		}
 		s.writers.add(r)
 	}

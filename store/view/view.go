@@ -207,6 +207,8 @@ func (o *Order) Via() (iface, source string) {
 		return o.Order.FPing.Interface, source
 	case o.Order.SCION != nil:
 		return o.Order.SCION.Interface, o.Order.SCION.Source
+	case o.Order.DNS != nil && o.Order.DNS.Source.IsValid():
+		return "", o.Order.DNS.Source.String()
 	}
 	return "", ""
 }
