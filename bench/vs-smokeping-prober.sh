@@ -64,9 +64,9 @@ awk '/^BenchmarkVsSmokepingProber\// {
 	split($1, name, "/"); sub(/-[0-9]+$/, "", name[2])
 	delete m
 	for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
-	if (!header++) printf "\n%-14s %12s %12s %12s %12s %12s %12s %9s\n", "case",
-		"smp CPU %", "smp pings", "smp loss %", "pm CPU %", "pm pings", "pm loss %", "CPU ratio"
-	printf "%-14s %12.1f %12d %12.2f %12.1f %12d %12.2f %9.1f\n", name[2],
-		m["smokeping_prober-cpu-%"], m["smokeping_prober-pings"], m["smokeping_prober-false-loss-%"],
+	if (!header++) printf "\n%-14s %10s %10s %10s %10s %10s %10s %10s %9s\n", "case",
+		"smp CPU %", "smp pings", "smp loss %", "smp scrape", "pm CPU %", "pm pings", "pm loss %", "CPU ratio"
+	printf "%-14s %10.1f %10d %10.2f %9.2fs %10.1f %10d %10.2f %9.1f\n", name[2],
+		m["smokeping_prober-cpu-%"], m["smokeping_prober-pings"], m["smokeping_prober-false-loss-%"], m["smokeping_prober-scrape-s"],
 		m["pingmachine-cpu-%"], m["pingmachine-pings"], m["pingmachine-false-loss-%"], m["cpu-ratio"] }' "$out"
 exit $status
