@@ -58,6 +58,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 	./bench/vs-perl.sh -b $(BIN)
+	./bench/vs-smokeping-prober.sh -b $(BIN)
 
 # Each fuzz target for FUZZTIME; `make test` runs their seed corpora (testdata/fuzz).
 FUZZTIME ?= 1m
