@@ -146,7 +146,7 @@ func addExpected(rows map[int64]map[string]float64, p Point) {
 	}
 	for i, r := range p.RTTs {
 		if r >= 0 {
-			row(p.Time.Add(p.Step*time.Duration(i)/time.Duration(len(p.RTTs))))["individual_rtt"] = r.Seconds()
+			row(p.Time.Add(p.Step * time.Duration(i) / time.Duration(len(p.RTTs))))["individual_rtt"] = r.Seconds()
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -67,9 +65,7 @@ func Start(tb testing.TB, ns Namespace) *Server {
 		tb.Fatalf("%v (make test installs Debian's influxdb)", err)
 	}
 	tb.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			tb.Errorf("stopping influxd: %v", err)
-		}
+		s.stop()
 		if tb.Failed() {
 			tb.Logf("influxd log:\n%s", s.log)
 		}
@@ -131,15 +127,16 @@ func start(binary, dir string, ns Namespace, timeout time.Duration) (*Server, er
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			err := s.stop()
-			return nil, errors.Join(fmt.Errorf("influxd did not listen on %s and %s within %v:\n%s",
-				httpAddr, udpAddr, timeout, s.log.tail()), err)
+			s.stop()
+			return nil, fmt.Errorf("influxd did not listen on %s and %s within %v:\n%s",
+				httpAddr, udpAddr, timeout, s.log.tail())
 		}
 	}
 	// The UDP listener creates its database only with its first batch: before that a
 	// query would fail with "database not found".
 	if _, err := s.Query("CREATE DATABASE " + Database); err != nil {
-		return nil, errors.Join(err, s.stop())
+		s.stop()
+		return nil, err
 	}
 	return s, nil
 }
@@ -220,22 +217,12 @@ func (s *Server) udpBound() bool {
 	return false
 }
 
-// stop ends influxd: TERM, then KILL if it has not exited within 10 s.
-func (s *Server) stop() error {
-	select {
-	case <-s.exited:
-		return nil
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(10 * time.Second):
-	}
+// stop kills influxd and waits for it. Its data is thrown away, so it need not shut
+// down cleanly, and 1.6 sometimes does not: its UDP listener can hang in Close when
+// points arrived just before.
+func (s *Server) stop() {
 	s.cmd.Process.Kill()
 	<-s.exited
-	return errors.New("influxd did not exit within 10 s of SIGTERM; killed")
 }
 
 // Series is one series of a query's result. Numbers are json.Number, so that
