@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,5 +306,46 @@ func (p *process) stop() {
 	if p.cmd.ProcessState == nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		p.cmd.Wait()
+	}
+}
+
+func TestScrapeSmokeping(t *testing.T) {
+	const metrics = `# HELP smokeping_requests_total Number of packets sent
+# TYPE smokeping_requests_total counter
+smokeping_requests_total{host="127.1.0.1",ip="127.1.0.1"} 61
+smokeping_requests_total{host="127.1.0.2",ip="127.1.0.2"} 60
+smokeping_response_duration_seconds_bucket{host="127.1.0.1",ip="127.1.0.1",le="5e-05"} 3
+smokeping_response_duration_seconds_count{host="127.1.0.1",ip="127.1.0.1"} 60
+smokeping_response_duration_seconds_count{host="127.1.0.2",ip="127.1.0.2"} 1.2e+01
+`
+	for _, tt := range []struct {
+		name, status, body  string
+		requests, responses int64
+		err                 string
+	}{
+		{"two targets", "200 OK", metrics, 121, 72, ""},
+		{"not served", "404 Not Found", "404 page not found", 0, 0, "404 Not Found: 404 page not found"},
+		{"bad value", "200 OK", `smokeping_requests_total{host="a"} many`, 0, 0, `line "smokeping_requests_total{host=\"a\"} many": strconv.ParseFloat`},
+		{"no targets", "200 OK", "# HELP smokeping_requests_total Number of packets sent\n", 0, 0, "no smokeping_requests_total"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _ := strconv.Atoi(tt.status[:3])
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(code)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			requests, responses, err := scrapeSmokeping(srv.Client(), srv.URL+"/metrics")
+			if requests != tt.requests || responses != tt.responses || (err == nil) != (tt.err == "") ||
+				err != nil && !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("scrapeSmokeping: %d, %d, %v; want %d, %d and an error saying %q", requests, responses, err, tt.requests, tt.responses, tt.err)
+			}
+		})
+	}
+	// A prober that does not listen (yet).
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	if _, _, err := scrapeSmokeping(srv.Client(), srv.URL+"/metrics"); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("scraping a closed port: %v, want connection refused", err)
 	}
 }

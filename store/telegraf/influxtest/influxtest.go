@@ -26,11 +26,11 @@ import (
 	"time"
 )
 
-// Binary is the InfluxDB 1.x server of Debian's influxdb package.
-const Binary = "influxd"
+// binary is the InfluxDB 1.x server of Debian's influxdb package.
+const binary = "influxd"
 
-// Database is the database the UDP listener writes into.
-const Database = "pingmachine"
+// database is the database the UDP listener writes into and Query reads.
+const database = "pingmachine"
 
 // Namespace is a network namespace to run the server in; *pingtest.Namespace is one.
 type Namespace interface {
@@ -60,7 +60,7 @@ const startTimeout = 30 * time.Second
 // cleanup stops it. The test fails if influxd is not installed or does not start.
 func Start(tb testing.TB, ns Namespace) *Server {
 	tb.Helper()
-	s, err := start(Binary, tb.TempDir(), ns, startTimeout)
+	s, err := start(binary, tb.TempDir(), ns, startTimeout)
 	if err != nil {
 		tb.Fatalf("%v (make test installs Debian's influxdb)", err)
 	}
@@ -73,9 +73,9 @@ func Start(tb testing.TB, ns Namespace) *Server {
 	return s
 }
 
-// start runs binary with a configuration in dir and waits until it answers /ping and
-// holds its UDP port, at most timeout.
-func start(binary, dir string, ns Namespace, timeout time.Duration) (*Server, error) {
+// start runs program, influxd or a stand-in, with a configuration in dir and waits until
+// it answers /ping and holds its UDP port, at most timeout.
+func start(program, dir string, ns Namespace, timeout time.Duration) (*Server, error) {
 	if ns == nil {
 		ns = hostNamespace{}
 	}
@@ -109,7 +109,7 @@ func start(binary, dir string, ns Namespace, timeout time.Duration) (*Server, er
 		log:    &logBuffer{},
 		exited: make(chan struct{}),
 	}
-	s.cmd = ns.Command(binary, "run", "-config", config)
+	s.cmd = ns.Command(program, "run", "-config", config)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("influxd: %w", err)
@@ -134,7 +134,7 @@ func start(binary, dir string, ns Namespace, timeout time.Duration) (*Server, er
 	}
 	// The UDP listener creates its database only with its first batch: before that a
 	// query would fail with "database not found".
-	if _, err := s.Query("CREATE DATABASE " + Database); err != nil {
+	if _, err := s.Query("CREATE DATABASE " + database); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -183,7 +183,7 @@ bind-address = %q
   precision = "n"
   batch-timeout = "50ms"
 `, rpcAddr, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"),
-		httpAddr, udpAddr, Database)
+		httpAddr, udpAddr, database)
 }
 
 // ready tells whether influxd answers /ping and has bound its UDP port: influxd opens
@@ -234,10 +234,10 @@ type Series struct {
 	Values  [][]any           `json:"values"`
 }
 
-// Query runs one InfluxQL statement against Database, with times in nanoseconds since
+// Query runs one InfluxQL statement against the UDP listener's database, with times in nanoseconds since
 // the epoch, and returns its series. An error that InfluxDB reports is returned as one.
 func (s *Server) Query(q string) ([]Series, error) {
-	form := url.Values{"db": {Database}, "epoch": {"ns"}, "q": {q}}
+	form := url.Values{"db": {database}, "epoch": {"ns"}, "q": {q}}
 	resp, err := s.client.PostForm(s.base+"/query", form)
 	if err != nil {
 		return nil, fmt.Errorf("influxd query %q: %w", q, err)

@@ -3,6 +3,8 @@ package influxtest
 import (
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,10 +96,15 @@ func TestStartErrors(t *testing.T) {
 		{"not installed", filepath.Join(dir, "no-such-influxd"), "no such file"},
 		{"exits at once", "false", "influxd exited at start (exit status 1)"},
 		{"never listens", silent, "influxd did not listen on 127.0.0.1:"},
+		{"no directory", "influxd", "influxdb.conf: no such file or directory"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			began := time.Now()
-			s, err := start(tt.binary, t.TempDir(), nil, 500*time.Millisecond)
+			dir := t.TempDir()
+			if tt.name == "no directory" {
+				dir = filepath.Join(dir, "missing")
+			}
+			s, err := start(tt.binary, dir, nil, 500*time.Millisecond)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one saying %q", err, tt.want)
 			}
@@ -106,6 +113,36 @@ func TestStartErrors(t *testing.T) {
 			}
 			if d := time.Since(began); d > 5*time.Second {
 				t.Errorf("start took %v", d)
+			}
+		})
+	}
+}
+
+// TestQueryAnswers runs Query against a stand-in server for the answers a real influxd
+// gives only in rare cases.
+func TestQueryAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name, status, body, want string
+	}{
+		{"not JSON", "502 Bad Gateway", "<html>proxy error</html>", `502 Bad Gateway: reading "<html>proxy error</html>": invalid character`},
+		{"error of the request", "400 Bad Request", `{"error":"missing parameter: q"}`, "missing parameter: q"},
+		{"no result", "200 OK", `{"results":[]}`, "0 results, want one"},
+		{"error of the statement", "200 OK", `{"results":[{"statement_id":0,"error":"database not found: x"}]}`, "database not found: x"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _ := strconv.Atoi(tt.status[:3])
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.FormValue("db") != database || r.FormValue("epoch") != "ns" || r.FormValue("q") != "SHOW DATABASES" {
+					t.Errorf("request %s %v", r.Method, r.Form)
+				}
+				w.WriteHeader(code)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			s := &Server{base: srv.URL, client: srv.Client()}
+			series, err := s.Query("SHOW DATABASES")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || series != nil {
+				t.Errorf("Query: %v, %v; want an error saying %q", series, err, tt.want)
 			}
 		})
 	}
