@@ -7,8 +7,9 @@ UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use (gcc for the cgo build that must refuse to run holding
 # capabilities, chromium for the web pages, prometheus and its promtool for /metrics,
-# dnsmasq for the DNS probe); .ci/deps installs those that are missing.
-DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium prometheus dnsmasq-base
+# influxdb for the telegraf stream, dnsmasq for the DNS probe); .ci/deps installs those
+# that are missing.
+DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium prometheus influxdb dnsmasq-base
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo
@@ -59,6 +60,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 	./bench/vs-perl.sh -b $(BIN)
+	./bench/vs-smokeping-prober.sh -b $(BIN)
 
 # Each fuzz target for FUZZTIME; `make test` runs their seed corpora (testdata/fuzz).
 FUZZTIME ?= 1m
