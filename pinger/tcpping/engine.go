@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,6 +73,7 @@ type Engine struct {
 	timers  timerHeap
 	stats   Stats
 	scratch [512]byte
+	info    unix.TCPInfo
 }
 
 // New returns an engine.
@@ -323,7 +325,7 @@ func (e *Engine) connect(ep int, idx int32, done []*Round) []*Round {
 	switch {
 	case err == nil:
 		// Completed within the call, as a connect to a local address may.
-		return e.connected(ep, ci, end, done)
+		return e.connected(ep, ci, e.connectTime(c, end), done)
 	case errors.Is(err, unix.EINPROGRESS):
 	case errors.Is(err, unix.ECONNREFUSED):
 		return e.refused(ci, end, done)
@@ -387,7 +389,7 @@ func (e *Engine) ready(ev unix.EpollEvent, now int64, done []*Round) []*Round {
 		}
 		switch {
 		case soErr == 0 && ev.Events&(unix.EPOLLOUT|unix.EPOLLIN) != 0:
-			return e.connected(-1, ci, now, done)
+			return e.connected(-1, ci, e.connectTime(c, now), done)
 		case soErr == 0:
 			return done // a hang-up without error: the read below will tell
 		case unix.Errno(soErr) == unix.ECONNREFUSED:
@@ -399,12 +401,26 @@ func (e *Engine) ready(ev unix.EpollEvent, now int64, done []*Round) []*Round {
 	return e.readBanner(ci, done)
 }
 
-// connected ends a ping whose handshake completed at now, or, for a round with a
-// banner, starts to wait for it. ep is -1 when the socket is in the epoll set already.
-func (e *Engine) connected(ep int, ci int32, now int64, done []*Round) []*Round {
+// connectTime is the connect time of c, whose handshake completed by now: the kernel's
+// measure of the time from the SYN to the SYN-ACK (TCP_INFO's tcpi_rtt, in microseconds),
+// which no wake-up latency of the process lengthens, unless the SYN had to be sent again
+// or the kernel has no measure; then the time from the connect call to now.
+func (e *Engine) connectTime(c *conn, now int64) int64 {
+	rtt := max(now-c.startNs, 1)
+	size := uint32(unsafe.Sizeof(e.info))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(c.fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&e.info)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 || e.info.Total_retrans != 0 || e.info.Rtt == 0 {
+		return rtt
+	}
+	return min(rtt, int64(e.info.Rtt)*int64(time.Microsecond))
+}
+
+// connected ends a ping whose handshake took rtt, or, for a round with a banner, starts
+// to wait for it. ep is -1 when the socket is in the epoll set already.
+func (e *Engine) connected(ep int, ci int32, rtt int64, done []*Round) []*Round {
 	c := &e.conns[ci]
 	rs := &e.rounds[c.round]
-	rtt := max(now-c.startNs, 1)
 	if rtt > rs.timeoutNs {
 		e.stats.TimedOut++
 		return e.finish(ci, Lost, done)
