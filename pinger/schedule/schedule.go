@@ -1,6 +1,6 @@
 // Package schedule is pingmachine's step clock: it turns orders into rounds, hands each
-// round to its probe (the ICMP engine, or an external program through an adapter) at its
-// place in the step, and hands each finished round to the store.
+// round to its probe (the ICMP engine, the TCP engine, or an external program through an
+// adapter) at its place in the step, and hands each finished round to the store.
 //
 // One rule covers every probe: a round is written exactly when it was measured to the
 // end for the order version it started with. A round cut short by shutdown, or whose
@@ -31,6 +31,7 @@ import (
 	"pingmachine/orders"
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
+	"pingmachine/pinger/tcpping"
 	"pingmachine/store"
 )
 
@@ -85,6 +86,7 @@ const (
 // Config wires a Scheduler to its probes, its store and its resolver.
 type Config struct {
 	Engine   Engine
+	TCP      TCPEngine
 	Runner   Runner
 	Store    Store
 	Resolver Resolver
@@ -160,9 +162,10 @@ type job struct {
 	started *orders.Order
 
 	round    pinger.Round
-	addr     netip.Addr // the resolved host
-	resolved time.Time  // when addr was looked up; zero for an address literal
-	lastErr  string     // the last problem logged, so that each is logged once
+	tcp      tcpping.Round // the round of a tcp or ssh order
+	addr     netip.Addr    // the resolved host
+	resolved time.Time     // when addr was looked up; zero for an address literal
+	lastErr  string        // the last problem logged, so that each is logged once
 }
 
 // New returns a Scheduler; Run starts it.
@@ -261,7 +264,7 @@ func (s *Scheduler) Update(o *orders.Order) {
 	s.rate += pingRate(o) - pingRate(old)
 	s.useSocket(o, 1)
 	s.useSocket(old, -1)
-	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) {
+	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) || !reflect.DeepEqual(old.TCP, o.TCP) {
 		j.addr, j.resolved, j.lastErr = netip.Addr{}, time.Time{}, ""
 	}
 	if old != nil && old.Step == o.Step {
@@ -344,6 +347,10 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	o := j.order
 	j.started, j.last = o, j.next
 	s.inFlight.Add(1)
+	if o.TCP != nil {
+		s.startTCP(ctx, j, o)
+		return
+	}
 	if o.FPing == nil {
 		start := j.last
 		s.goroutines.Go(func() { s.runTool(ctx, j, o, start) })
@@ -364,11 +371,12 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 		s.submit(j)
 		return
 	}
-	s.goroutines.Go(func() { s.resolve(ctx, j, o) })
+	s.goroutines.Go(func() { s.resolve(ctx, j, o, o.FPing.Host, o.FPing.IPv6, s.submit) })
 }
 
-// resolve finds the address of an order's host name, then submits its round.
-func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
+// resolve finds the address of an order's host name (AAAA records if v6), then
+// submits its round.
+func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order, host string, v6 bool, submit func(*job)) {
 	select {
 	case s.lookups <- struct{}{}:
 	case <-ctx.Done():
@@ -378,11 +386,11 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		return
 	}
 	network := "ip4"
-	if o.FPing.IPv6 {
+	if v6 {
 		network = "ip6"
 	}
 	lctx, cancel := context.WithTimeout(ctx, min(o.Step/2, 10*time.Second))
-	addrs, err := s.cfg.Resolver.LookupNetIP(lctx, network, o.FPing.Host)
+	addrs, err := s.cfg.Resolver.LookupNetIP(lctx, network, host)
 	cancel()
 	<-s.lookups
 	s.mu.Lock()
@@ -399,7 +407,7 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		s.failed(j, "cannot resolve host", err)
 	default:
 		j.addr, j.resolved = addrs[0].Unmap(), time.Now()
-		s.submit(j)
+		submit(j)
 	}
 }
 
@@ -506,7 +514,7 @@ func (s *Scheduler) cutShort(j *job) bool {
 func sameMeasurement(a, b *orders.Order) bool {
 	return a == b || a.Step == b.Step && a.Pings == b.Pings && a.Probe == b.Probe &&
 		reflect.DeepEqual(a.FPing, b.FPing) && reflect.DeepEqual(a.HTTPing, b.HTTPing) &&
-		reflect.DeepEqual(a.SCION, b.SCION)
+		reflect.DeepEqual(a.SCION, b.SCION) && reflect.DeepEqual(a.TCP, b.TCP)
 }
 
 // finish ends j's round under way: rtts (nil when nothing was measured) are written
