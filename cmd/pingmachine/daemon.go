@@ -23,6 +23,7 @@ import (
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
 	"pingmachine/pinger/schedule"
+	"pingmachine/pinger/tcpping"
 	"pingmachine/store"
 	"pingmachine/store/telegraf"
 )
@@ -132,12 +133,18 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 			log.Error("ICMP engine", "err", err)
 		}
 	})
+	tcp := tcpping.New(tcpping.Options{Logger: log})
+	engineDone.Go(func() {
+		if err := tcp.Run(work); err != nil {
+			log.Error("TCP engine", "err", err)
+		}
+	})
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	if sink != nil {
 		sinkDone.Go(func() { sink.Run(sinkCtx) })
 	}
 	sched := schedule.New(schedule.Config{
-		Engine: engine, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
+		Engine: engine, TCP: tcp, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
 		HTTPing: c.httping, SCIONDir: c.scionDir, Writers: runtime.GOMAXPROCS(0), Logger: log,
 	})
 	schedDone.Go(func() { sched.Run(work) })

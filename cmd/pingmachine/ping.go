@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type pingConfig struct {
 	verbose  bool
 	file     string
 	targets  []string
+	tcp      tcpConfig
 }
 
 // msFlag is a duration given in (possibly fractional) milliseconds, as fping takes them.
@@ -74,9 +76,11 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	fs.IntVar(&c.tos, "Q", 0, "IPv4 TOS or IPv6 traffic class, 0-255")
 	fs.BoolVar(&c.verbose, "v", false, "log the socket mode and engine counters on stderr")
 	fs.StringVar(&c.file, "f", "", "read targets from `file`, one per line (- for stdin)")
+	c.tcp.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 		fmt.Fprintln(stderr, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+		fmt.Fprintln(stderr, "       pingmachine ping --tcp port [--refused-is-answer] | --ssh [--tcp port]  [the same flags] [target ...]")
 		fmt.Fprintln(stderr, "Prints one line per target, RTTs in ms and - for a lost ping, as fping -C does.")
 		fmt.Fprintln(stderr, "Exit status: 0 every target answered, 1 some did not or interrupted, 2 bad arguments or names.")
 		fs.PrintDefaults()
@@ -117,6 +121,7 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	if c.file == "" && len(c.targets) == 0 {
 		problems = append(problems, "no targets: name them or use -f")
 	}
+	problems = append(problems, c.tcp.check()...)
 	return c, badArgs(stderr, "ping", problems)
 }
 
@@ -128,7 +133,7 @@ func splitJoinedFlags(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
-		if len(a) > 2 && a[0] == '-' && strings.IndexByte(takesValue, a[1]) >= 0 && a[2] != '=' {
+		if len(a) > 2 && a[0] == '-' && strings.IndexByte(takesValue, a[1]) >= 0 && a[2] != '=' && !longFlag(a) {
 			out = append(out, a[:2], a[2:])
 			continue
 		}
@@ -318,7 +323,7 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	rounds, err := pingTargets(ctx, c, targets, log)
+	results, err := measure(ctx, c, targets, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "pingmachine ping:", err)
 		return exitBadArgs
@@ -330,8 +335,8 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	code := exitOK
 	for i, t := range targets {
-		fmt.Fprintln(stdout, formatLine(t.name, width, rounds[i].RTTs))
-		if rounds[i].Received() == 0 {
+		fmt.Fprintln(stdout, formatLine(t.name, width, results[i]))
+		if !slices.ContainsFunc(results[i], func(d time.Duration) bool { return d != pinger.Lost }) {
 			code = exitLoss
 		}
 	}
