@@ -185,9 +185,26 @@ func (e *Engine) Stats() Stats {
 }
 
 // Run drives the engine until ctx is done: it sleeps in epoll_wait until a socket is
-// ready or the next send or deadline is due. When ctx is done it closes every socket in
-// flight and completes every pending round with an Err that wraps ErrClosed.
+// ready or the next send or deadline is due. When ctx is done, or Run fails, it closes
+// every socket in flight and completes every pending round with an Err that wraps
+// ErrClosed; Submit refuses rounds from then on.
 func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.running || e.closed {
+		e.mu.Unlock()
+		return errors.New("tcpping: Run called twice")
+	}
+	e.running = true
+	e.max = min(e.max, descriptorBudget())
+	e.mu.Unlock()
+	err := e.run(ctx)
+	e.mu.Lock()
+	e.shutdown()
+	return err
+}
+
+// run is Run's loop; it returns with the eventfd closed and e.wakeFd -1.
+func (e *Engine) run(ctx context.Context) error {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("tcpping: epoll: %w", err)
@@ -197,19 +214,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tcpping: eventfd: %w", err)
 	}
-	defer unix.Close(wake)
+	defer func() {
+		// No poke may write to the descriptor once it is closed and its number reused.
+		e.mu.Lock()
+		e.wakeFd = -1
+		e.mu.Unlock()
+		unix.Close(wake)
+	}()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeIndex}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		return fmt.Errorf("tcpping: epoll: %w", err)
 	}
-
 	e.mu.Lock()
-	if e.running || e.closed {
-		e.mu.Unlock()
-		return errors.New("tcpping: Run called twice")
-	}
-	e.running, e.wakeFd = true, wake
-	e.max = min(e.max, descriptorBudget())
+	e.wakeFd = wake
 	e.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		e.mu.Lock()
@@ -222,11 +239,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	var done []*Round
 	wait := 0
 	for {
-		e.mu.Lock()
 		if ctx.Err() != nil {
-			e.shutdown()
 			return nil
 		}
+		e.mu.Lock()
 		if wait == 0 {
 			// No events were left unread: the deadlines that have passed may be expired.
 			done = e.fire(ep, done)
@@ -578,7 +594,6 @@ func (e *Engine) shutdown() {
 		done = append(done, rs.r)
 		rs.r = nil
 	}
-	e.wakeFd = -1
 	e.mu.Unlock()
 	deliver(done)
 }

@@ -1,9 +1,12 @@
 // Package tcpping measures TCP connect times for many targets from one goroutine: each ping
-// is a non-blocking connect, its round-trip time the time from the connect call until the
-// socket becomes writable with no error (the SYN-ACK has arrived and the handshake is
-// complete). The connection is then closed at once with SO_LINGER 0, so that the kernel
-// ends it with a RST: no FIN exchange, no TIME_WAIT socket left behind per ping, and no
-// data ever reaches the server's application.
+// is a non-blocking connect, its round-trip time the time from the SYN to the SYN-ACK
+// (the handshake is complete and the socket writable without error). That time is the
+// kernel's own measure (TCP_INFO's tcpi_rtt, in microseconds), which a late wake-up of the
+// process does not lengthen; when the SYN had to be sent again, or the kernel has no
+// measure, it is the time from the connect call until the engine saw the socket writable.
+// The connection is then closed at once with SO_LINGER 0, so that the kernel ends it with
+// a RST: no FIN exchange, no TIME_WAIT socket left behind per ping, and no data ever
+// reaches the server's application (which may log an aborted connection).
 //
 // A round with a Banner (the SSH probe: "SSH-") keeps the connection until the server has
 // sent a line that starts with the banner; the ping counts, with the connect time as its
