@@ -207,6 +207,11 @@ func (o *Order) Via() (iface, source string) {
 		return o.Order.FPing.Interface, source
 	case o.Order.SCION != nil:
 		return o.Order.SCION.Interface, o.Order.SCION.Source
+	case o.Order.TCP != nil:
+		if o.Order.TCP.Source.IsValid() {
+			source = o.Order.TCP.Source.String()
+		}
+		return o.Order.TCP.Interface, source
 	}
 	return "", ""
 }
