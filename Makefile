@@ -5,8 +5,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
-# Debian packages the tests use (openssh-server for the ssh probe's tests; gcc for the cgo build that must refuse to run holding
-# capabilities); .ci/deps installs those that are missing.
+# Debian packages the tests use (gcc for the cgo build that must refuse to run holding
+# capabilities, openssh-server for the ssh probe's); .ci/deps installs those that are missing.
 DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd openssh-server
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
