@@ -7,9 +7,9 @@ UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use (gcc for the cgo build that must refuse to run holding
 # capabilities, chromium for the web pages, prometheus and its promtool for /metrics,
-# influxdb for the telegraf stream, dnsmasq for the DNS probe); .ci/deps installs those
-# that are missing.
-DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium prometheus influxdb dnsmasq-base
+# influxdb for the telegraf stream, dnsmasq and openssh-server for the DNS and ssh probes);
+# .ci/deps installs those that are missing.
+DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium prometheus influxdb dnsmasq-base openssh-server
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo

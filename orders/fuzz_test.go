@@ -28,7 +28,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("step %v and pings %d out of the limits", o.Step, o.Pings)
 		}
 		set := 0
-		for _, p := range []bool{o.FPing != nil, o.HTTPing != nil, o.SCION != nil, o.DNS != nil} {
+		for _, p := range []bool{o.FPing != nil, o.HTTPing != nil, o.SCION != nil, o.DNS != nil, o.TCP != nil} {
 			if p {
 				set++
 			}

@@ -26,11 +26,12 @@ type Order struct {
 	User    string
 	Step    time.Duration // whole seconds between rounds; also the RRD step
 	Pings   int           // pings per round
-	Probe   string        // "fping", "httping", "sping", "pping" or "dns"
+	Probe   string        // "fping", "httping", "sping", "pping", "dns", "tcp" or "ssh"
 	FPing   *FPing        // set when Probe is "fping"
 	HTTPing *HTTPing      // set when Probe is "httping"
 	SCION   *SCION        // set when Probe is "sping" or "pping"
 	DNS     *DNS          // set when Probe is "dns"
+	TCP     *TCP          // set when Probe is "tcp" or "ssh"
 	// RRDTemplate is "smokeping" (the default), "norrd" (no main.rrd), or anything else,
 	// which the Perl version and this one treat as Smokeping's defaults.
 	RRDTemplate string
@@ -141,6 +142,8 @@ func (o *Order) Timing() (gap, timeout time.Duration) {
 		return o.SCION.Interval, timeout
 	case o.DNS != nil && o.DNS.Interval > 0:
 		return o.DNS.Interval, timeout
+	case o.TCP != nil && o.TCP.Interval > 0:
+		return o.TCP.Interval, timeout
 	}
 	gap = (o.Step*8/10 - timeout) / time.Duration(o.Pings)
 	return gap.Truncate(time.Millisecond), timeout
@@ -165,6 +168,8 @@ func (o *Order) Destination() string {
 		return o.SCION.Host
 	case o.DNS != nil:
 		return o.DNS.String()
+	case o.TCP != nil:
+		return net.JoinHostPort(o.TCP.Host, strconv.Itoa(int(o.TCP.Port)))
 	}
 	return ""
 }
@@ -318,9 +323,9 @@ func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
 	return false, false
 }
 
-// probes names the probes an order may use: fping and dns, which pingmachine measures
-// itself, and httping, sping and pping, which run external programs.
-var probes = []string{"fping", "httping", "sping", "pping", "dns"}
+// probes names the probes an order may use: fping, dns, tcp and ssh, which pingmachine
+// measures itself, and httping, sping and pping, which run external programs.
+var probes = []string{"fping", "httping", "sping", "pping", "dns", "tcp", "ssh"}
 
 // Parse reads the order with the given id from data. file names it in errors, for
 // example "orders/app1/target1".
@@ -411,10 +416,12 @@ func (p *parser) order(id string, data []byte) *Order {
 			o.HTTPing = p.httping(n)
 		case o.Probe == "dns":
 			o.DNS = p.dns(n)
+		case o.Probe == "tcp" || o.Probe == "ssh":
+			o.TCP = p.tcp(n, o.Probe)
 		default:
 			o.SCION = p.scion(n, o.Probe)
 		}
-		if (o.FPing != nil || o.HTTPing != nil || o.SCION != nil || o.DNS != nil) && stepOK && pingsOK {
+		if (o.FPing != nil || o.HTTPing != nil || o.SCION != nil || o.DNS != nil || o.TCP != nil) && stepOK && pingsOK {
 			p.feasible(o, n)
 		}
 	}
@@ -462,50 +469,56 @@ func (p *parser) fping(n *yaml.Node) *FPing {
 	if !ok {
 		return nil
 	}
+	return p.host(m, n, "fping")
+}
+
+// host reads the keys of the probes that reach a host by its address: host, ipv6,
+// source_ip, interface and interval (milliseconds), from the mapping m (node n) of probe.
+func (p *parser) host(m map[string]*yaml.Node, n *yaml.Node, probe string) *FPing {
 	f := &FPing{}
 	var literal netip.Addr
 	if h := m["host"]; h == nil {
-		p.fail(n, "fping.host", "missing")
-	} else if host, ok := p.str(h, "fping.host"); ok {
+		p.fail(n, probe+".host", "missing")
+	} else if host, ok := p.str(h, probe+".host"); ok {
 		if addr, err := netip.ParseAddr(host); err == nil {
 			literal = addr.Unmap()
 		} else if !validName(host) {
-			p.fail(h, "fping.host", "%s is neither an IP address nor a host name", describe(h))
+			p.fail(h, probe+".host", "%s is neither an IP address nor a host name", describe(h))
 		}
 		f.Host = host
 	}
 	f.IPv6 = literal.Is6()
 	if v := m["ipv6"]; v != nil {
-		if b, ok := p.boolean(v, "fping.ipv6"); ok {
+		if b, ok := p.boolean(v, probe+".ipv6"); ok {
 			if literal.IsValid() && b != literal.Is6() {
-				p.fail(v, "fping.ipv6", "is %v but host %s is an IPv%s address", b, literal, map[bool]string{true: "6", false: "4"}[literal.Is6()])
+				p.fail(v, probe+".ipv6", "is %v but host %s is an IPv%s address", b, literal, map[bool]string{true: "6", false: "4"}[literal.Is6()])
 			}
 			f.IPv6 = b
 		}
 	}
 	if v := m["source_ip"]; v != nil {
-		if s, ok := p.str(v, "fping.source_ip"); ok {
+		if s, ok := p.str(v, probe+".source_ip"); ok {
 			addr, err := netip.ParseAddr(s)
 			switch {
 			case err != nil:
-				p.fail(v, "fping.source_ip", "expected an IP address, got %s", describe(v))
+				p.fail(v, probe+".source_ip", "expected an IP address, got %s", describe(v))
 			case addr.Unmap().Is6() != f.IPv6:
-				p.fail(v, "fping.source_ip", "%s is not of the target's address family (IPv%s)", s, map[bool]string{true: "6", false: "4"}[f.IPv6])
+				p.fail(v, probe+".source_ip", "%s is not of the target's address family (IPv%s)", s, map[bool]string{true: "6", false: "4"}[f.IPv6])
 			default:
 				f.Source = addr.Unmap()
 			}
 		}
 	}
 	if v := m["interface"]; v != nil {
-		if s, ok := p.str(v, "fping.interface"); ok {
+		if s, ok := p.str(v, probe+".interface"); ok {
 			if !validInterface(s) {
-				p.fail(v, "fping.interface", "expected an interface name (1-15 characters, no '/' or spaces), got %s", describe(v))
+				p.fail(v, probe+".interface", "expected an interface name (1-15 characters, no '/' or spaces), got %s", describe(v))
 			}
 			f.Interface = s
 		}
 	}
 	if v := m["interval"]; v != nil {
-		if ms, ok := p.integer(v, "fping.interval", "milliseconds", 1, int64(MaxStep/time.Millisecond)); ok {
+		if ms, ok := p.integer(v, probe+".interval", "milliseconds", 1, int64(MaxStep/time.Millisecond)); ok {
 			f.Interval = time.Duration(ms) * time.Millisecond
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"pingmachine/pinger/adapter"
 	"pingmachine/pinger/dnsping"
 	"pingmachine/pinger/schedule"
+	"pingmachine/pinger/tcpping"
 	"pingmachine/store"
 	"pingmachine/store/live"
 	"pingmachine/store/metrics"
@@ -168,12 +169,18 @@ func runDaemon(ctx context.Context, c daemonConfig, log *slog.Logger) error {
 			log.Error("DNS engine", "err", err)
 		}
 	})
+	tcp := tcpping.New(tcpping.Options{Logger: log})
+	engineDone.Go(func() {
+		if err := tcp.Run(work); err != nil {
+			log.Error("TCP engine", "err", err)
+		}
+	})
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	if sink != nil {
 		sinkDone.Go(func() { sink.Run(sinkCtx) })
 	}
 	sched := schedule.New(schedule.Config{
-		Engine: engine, DNS: dnsEngine, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
+		Engine: engine, DNS: dnsEngine, TCP: tcp, Runner: adapter.NewRunner(maxRuns), Store: st, Resolver: net.DefaultResolver,
 		HTTPing: c.httping, SCIONDir: c.scionDir, Writers: runtime.GOMAXPROCS(0), Logger: log,
 	})
 	schedDone.Go(func() { sched.Run(work) })

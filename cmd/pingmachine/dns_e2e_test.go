@@ -137,6 +137,8 @@ func TestPingDNS(t *testing.T) {
 		{"bad rcode", []string{"--dns", "ok.test", "--rcodes-as-failure", "OOPS", server}, nil,
 			`pingmachine ping: --rcodes-as-failure: unknown response code "OOPS"`, exitBadArgs},
 		{"no servers", []string{"--dns", "ok.test", "-f", "-"}, nil, "no DNS servers: name them or use -f", exitBadArgs},
+		{"with --tcp", []string{"--dns", "ok.test", "--tcp", "53", server}, nil, "--dns and --tcp or --ssh: one probe at a time", exitBadArgs},
+		{"with --ssh", []string{"--dns", "ok.test", "--ssh", server}, nil, "--dns and --tcp or --ssh: one probe at a time", exitBadArgs},
 		{"servers file missing", []string{"--dns", "ok.test", "-f", "/nonexistent/servers"}, nil, "pingmachine ping: open /nonexistent/servers", exitBadArgs},
 		{"a source not of this machine", []string{"--dns", "ok.test", "-S", "::2", "[::1]:53"}, nil,
 			"pingmachine ping: [::1]:53: dnsping: opening a UDP socket for IPv6 from ::2", exitBadArgs},

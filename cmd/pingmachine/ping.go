@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ type pingConfig struct {
 	file     string
 	targets  []string
 	dns      dnsFlags // --dns: the targets are DNS servers
+	tcp      tcpConfig
 }
 
 // msFlag is a duration given in (possibly fractional) milliseconds, as fping takes them.
@@ -76,9 +78,11 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	fs.BoolVar(&c.verbose, "v", false, "log the socket mode and engine counters on stderr")
 	fs.StringVar(&c.file, "f", "", "read targets from `file`, one per line (- for stdin)")
 	c.dns.define(fs)
+	c.tcp.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 		fmt.Fprintln(stderr, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+		fmt.Fprintln(stderr, "       pingmachine ping --tcp port [--refused-is-answer] | --ssh [--tcp port]  [the same flags] [target ...]")
 		fmt.Fprintln(stderr, "       pingmachine ping --dns name [--qtype type] [--dns-tcp] [--rcodes-as-failure list] [-c count] [-p period_ms]")
 		fmt.Fprintln(stderr, "                        [-i interval_ms] [-t timeout_ms] [-S source] [-v] [-f file|-] [server[:port] ...]")
 		fmt.Fprintln(stderr, "Prints one line per target, RTTs in ms and - for a lost ping, as fping -C does.")
@@ -124,6 +128,10 @@ func parsePingArgs(args []string, stderr io.Writer) (pingConfig, error) {
 	if c.file == "" && len(c.targets) == 0 {
 		problems = append(problems, "no targets: name them or use -f")
 	}
+	problems = append(problems, c.tcp.check()...)
+	if c.dns.name != "" && c.tcp.on() {
+		problems = append(problems, "--dns and --tcp or --ssh: one probe at a time")
+	}
 	return c, badArgs(stderr, "ping", problems)
 }
 
@@ -135,7 +143,7 @@ func splitJoinedFlags(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
-		if len(a) > 2 && a[0] == '-' && strings.IndexByte(takesValue, a[1]) >= 0 && a[2] != '=' {
+		if len(a) > 2 && a[0] == '-' && strings.IndexByte(takesValue, a[1]) >= 0 && a[2] != '=' && !longFlag(a) {
 			out = append(out, a[:2], a[2:])
 			continue
 		}
@@ -328,7 +336,7 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	rounds, err := pingTargets(ctx, c, targets, log)
+	results, err := measure(ctx, c, targets, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "pingmachine ping:", err)
 		return exitBadArgs
@@ -340,8 +348,8 @@ func pingCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	code := exitOK
 	for i, t := range targets {
-		fmt.Fprintln(stdout, formatLine(t.name, width, rounds[i].RTTs))
-		if rounds[i].Received() == 0 {
+		fmt.Fprintln(stdout, formatLine(t.name, width, results[i]))
+		if !slices.ContainsFunc(results[i], func(d time.Duration) bool { return d != pinger.Lost }) {
 			code = exitLoss
 		}
 	}

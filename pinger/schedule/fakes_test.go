@@ -298,6 +298,7 @@ func rtts(n int, d time.Duration) []time.Duration {
 type world struct {
 	t        *testing.T
 	engine   *fakeEngine
+	tcp      *fakeTCP
 	store    *fakeStore
 	resolver *fakeResolver
 	runner   *fakeRunner
@@ -311,18 +312,19 @@ type world struct {
 // scheduler is stopped at the end of the test if the test did not stop it.
 func newWorld(t *testing.T) *world {
 	w := &world{
-		t: t, engine: &fakeEngine{quit: make(chan struct{})}, store: &fakeStore{}, log: &storetest.LogBuffer{},
+		t: t, engine: &fakeEngine{quit: make(chan struct{})}, tcp: &fakeTCP{quit: make(chan struct{})}, store: &fakeStore{}, log: &storetest.LogBuffer{},
 		resolver: &fakeResolver{addrs: map[string][]netip.Addr{}}, runner: &fakeRunner{},
 		stopped: make(chan struct{}),
 	}
 	w.s = New(Config{
-		Engine: w.engine, Runner: w.runner, Store: w.store, Resolver: w.resolver,
+		Engine: w.engine, TCP: w.tcp, Runner: w.runner, Store: w.store, Resolver: w.resolver,
 		HTTPing: "/usr/bin/httping", SCIONDir: "/opt/scion", Writers: 2,
 		Logger: newTestLogger(w.log),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop = cancel
 	go w.engine.run(ctx)
+	go w.tcp.run(ctx)
 	go func() {
 		w.s.Run(ctx)
 		close(w.stopped)

@@ -1,6 +1,6 @@
 // Package schedule is pingmachine's step clock: it turns orders into rounds, hands each
-// round to its probe (the ICMP engine, or an external program through an adapter) at its
-// place in the step, and hands each finished round to the store.
+// round to its probe (the ICMP engine, the TCP engine, or an external program through an
+// adapter) at its place in the step, and hands each finished round to the store.
 //
 // One rule covers every probe: a round is written exactly when it was measured to the
 // end for the order version it started with. A round cut short by shutdown, or whose
@@ -32,6 +32,7 @@ import (
 	"pingmachine/pinger"
 	"pingmachine/pinger/adapter"
 	"pingmachine/pinger/dnsping"
+	"pingmachine/pinger/tcpping"
 	"pingmachine/store"
 )
 
@@ -87,6 +88,7 @@ const (
 type Config struct {
 	Engine   Engine
 	DNS      DNSEngine // nil: dns orders are full loss, with the reason logged
+	TCP      TCPEngine
 	Runner   Runner
 	Store    Store
 	Resolver Resolver
@@ -167,6 +169,7 @@ type job struct {
 	lastErr  string     // the last problem logged, so that each is logged once
 
 	dns dnsping.Round // the round of a dns order
+	tcp tcpping.Round // the round of a tcp or ssh order
 }
 
 // New returns a Scheduler; Run starts it.
@@ -265,7 +268,7 @@ func (s *Scheduler) Update(o *orders.Order) {
 	s.rate += pingRate(o) - pingRate(old)
 	s.useSocket(o, 1)
 	s.useSocket(old, -1)
-	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) {
+	if old == nil || !reflect.DeepEqual(old.FPing, o.FPing) || !reflect.DeepEqual(old.TCP, o.TCP) {
 		j.addr, j.resolved, j.lastErr = netip.Addr{}, time.Time{}, ""
 	}
 	if old != nil && old.Step == o.Step {
@@ -348,8 +351,12 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 	o := j.order
 	j.started, j.last = o, j.next
 	s.inFlight.Add(1)
-	if o.DNS != nil {
+	switch {
+	case o.DNS != nil:
 		s.startDNS(j, o)
+		return
+	case o.TCP != nil:
+		s.startTCP(ctx, j, o)
 		return
 	}
 	if o.FPing == nil {
@@ -372,11 +379,12 @@ func (s *Scheduler) start(ctx context.Context, j *job) {
 		s.submit(j)
 		return
 	}
-	s.goroutines.Go(func() { s.resolve(ctx, j, o) })
+	s.goroutines.Go(func() { s.resolve(ctx, j, o, o.FPing.Host, o.FPing.IPv6, s.submit) })
 }
 
-// resolve finds the address of an order's host name, then submits its round.
-func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
+// resolve finds the address of an order's host name (AAAA records if v6), then
+// submits its round.
+func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order, host string, v6 bool, submit func(*job)) {
 	select {
 	case s.lookups <- struct{}{}:
 	case <-ctx.Done():
@@ -386,11 +394,11 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		return
 	}
 	network := "ip4"
-	if o.FPing.IPv6 {
+	if v6 {
 		network = "ip6"
 	}
 	lctx, cancel := context.WithTimeout(ctx, min(o.Step/2, 10*time.Second))
-	addrs, err := s.cfg.Resolver.LookupNetIP(lctx, network, o.FPing.Host)
+	addrs, err := s.cfg.Resolver.LookupNetIP(lctx, network, host)
 	cancel()
 	<-s.lookups
 	s.mu.Lock()
@@ -408,7 +416,7 @@ func (s *Scheduler) resolve(ctx context.Context, j *job, o *orders.Order) {
 		s.failed(j, "cannot resolve host", err)
 	default:
 		j.addr, j.resolved = addrs[0].Unmap(), time.Now()
-		s.submit(j)
+		submit(j)
 	}
 }
 
@@ -515,7 +523,7 @@ func (s *Scheduler) cutShort(j *job) bool {
 func sameMeasurement(a, b *orders.Order) bool {
 	return a == b || a.Step == b.Step && a.Pings == b.Pings && a.Probe == b.Probe &&
 		reflect.DeepEqual(a.FPing, b.FPing) && reflect.DeepEqual(a.HTTPing, b.HTTPing) &&
-		reflect.DeepEqual(a.SCION, b.SCION) && reflect.DeepEqual(a.DNS, b.DNS)
+		reflect.DeepEqual(a.SCION, b.SCION) && reflect.DeepEqual(a.DNS, b.DNS) && reflect.DeepEqual(a.TCP, b.TCP)
 }
 
 // finish ends j's round under way: rtts (nil when nothing was measured) are written
@@ -535,7 +543,7 @@ func (s *Scheduler) finish(j *job, rtts []time.Duration) {
 	default:
 		r := store.Result{ID: o.ID, Time: store.Stamp(j.last, o.Step), Step: o.Step, RTTs: rtts}
 		switch {
-		case o.FPing != nil:
+		case o.FPing != nil || o.TCP != nil:
 			r.Addr = j.addr
 		case o.DNS != nil:
 			r.Addr = o.DNS.Server.Addr()

@@ -209,6 +209,11 @@ func (o *Order) Via() (iface, source string) {
 		return o.Order.SCION.Interface, o.Order.SCION.Source
 	case o.Order.DNS != nil && o.Order.DNS.Source.IsValid():
 		return "", o.Order.DNS.Source.String()
+	case o.Order.TCP != nil:
+		if o.Order.TCP.Source.IsValid() {
+			source = o.Order.TCP.Source.String()
+		}
+		return o.Order.TCP.Interface, source
 	}
 	return "", ""
 }
