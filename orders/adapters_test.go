@@ -72,7 +72,7 @@ func TestParseAdapterErrors(t *testing.T) {
 		{"pping source like an option", head + "probe: pping\npping: {host: h, source_ip: '-x'}\n", "pping.source_ip: expected an address"},
 		{"sping host missing", head + "probe: sping\nsping: {flags: x}\n", "sping.host: missing"},
 		{"sping interval too long", head + "probe: sping\nsping: {host: h, interval: 20000}\n", "sping.interval: 5 pings 20s apart"},
-		{"unknown probe", head + "probe: nmap\nnmap: {host: h}\n", `probe: unknown probe "nmap": expected one of fping, httping, sping, pping, tcp, ssh`},
+		{"unknown probe", head + "probe: nmap\nnmap: {host: h}\n", `probe: unknown probe "nmap": expected one of fping, httping, sping, pping, dns, tcp, ssh`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
