@@ -83,6 +83,7 @@ SOURCE_DATE_EPOCH = $(shell git log -1 --format=%ct)
 RELEASE_FLAGS     = -trimpath -ldflags '-s -w -X main.version=$(VERSION)'
 # Debian architecture=GOARCH[/GOARM]: armhf is built for armv6, so one package serves every Pi.
 DEB_ARCHS := amd64=amd64 armhf=arm/6 arm64=arm64
+DIST      ?= dist
 
 cross:
 	@for t in $(CROSS); do \
@@ -92,13 +93,13 @@ cross:
 		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build $(RELEASE_FLAGS) -o $$out ./cmd/pingmachine || exit 1; \
 	done
 
-# dist/pingmachine_VERSION-1_{amd64,armhf,arm64}.deb (deploy/debian/build-deb.sh says how).
+# $(DIST)/pingmachine_VERSION-1_{amd64,armhf,arm64}.deb (deploy/debian/build-deb.sh says how).
 deb: build
-	@rm -f dist/pingmachine_*.deb
+	@rm -f $(DIST)/pingmachine_*.deb
 	@for t in $(DEB_ARCHS); do \
 		debarch=$${t%%=*}; goarch=$${t#*=}; arch=$${goarch%%/*}; arm=$${goarch#*/}; [ "$$arm" = "$$goarch" ] && arm=; \
 		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build $(RELEASE_FLAGS) -o bin/deb/pingmachine-$$debarch ./cmd/pingmachine || exit 1; \
-		SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) deploy/debian/build-deb.sh $$debarch bin/deb/pingmachine-$$debarch '$(VERSION)' dist $(BIN) || exit 1; \
+		SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) deploy/debian/build-deb.sh $$debarch bin/deb/pingmachine-$$debarch '$(VERSION)' $(DIST) $(BIN) || exit 1; \
 	done
 
 # The binary and the systemd unit (cmd/pingmachine/pingmachine.service). The unit runs as

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"pingmachine/pinger/pingtest"
+)
+
+// debArchs are the architectures `make deb` builds, with the qemu-user program that runs
+// each one's binary here ("" for this machine's own).
+var debArchs = map[string]string{"amd64": "", "armhf": "qemu-arm-static", "arm64": "qemu-aarch64-static"}
+
+// repoRoot is the repository's top directory, seen from this package's.
+const repoRoot = "../.."
+
+// debs runs `make deb` once per test run into buildDir/dist and returns the packages by
+// Debian architecture.
+var debs = sync.OnceValues(func() (map[string]string, error) { return makeDebs(filepath.Join(buildDir, "dist")) })
+
+func makeDebs(dist string) (map[string]string, error) {
+	out, err := exec.Command("make", "-s", "-C", repoRoot, "deb", "DIST="+dist).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("make deb: %v\n%s", err, out)
+	}
+	found := make(map[string]string)
+	for arch := range debArchs {
+		matches, err := filepath.Glob(filepath.Join(dist, "pingmachine_*_"+arch+".deb"))
+		if err != nil || len(matches) != 1 {
+			return nil, fmt.Errorf("make deb made %d packages for %s in %s, want 1 (%v)", len(matches), arch, dist, err)
+		}
+		found[arch] = matches[0]
+	}
+	return found, nil
+}
+
+// needDebs returns the packages, failing the test if they could not be built.
+func needDebs(t *testing.T) map[string]string {
+	t.Helper()
+	pkgs, err := debs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
+}
+
+// command runs name with args and returns its combined output, failing the test unless
+// it exits 0.
+func command(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// debField reads a field of a package's control file.
+func debField(t *testing.T, deb, field string) string {
+	t.Helper()
+	return strings.TrimSpace(command(t, "dpkg-deb", "--field", deb, field))
+}
+
+// TestDebReproducible builds the packages a second time and compares the bytes.
+func TestDebReproducible(t *testing.T) {
+	first := needDebs(t)
+	second, err := makeDebs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arch, deb := range first {
+		a, errA := os.ReadFile(deb)
+		b, errB := os.ReadFile(second[arch])
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: two builds of the same commit differ (%d and %d bytes)", arch, len(a), len(b))
+		}
+	}
+}
+
+// TestDebLintian runs Debian's own checker on the three packages: no error is allowed.
+// Its one warning, initial-upload-closes-no-bugs, is about uploads to Debian's archive
+// (which close an "intent to package" bug), not about the package.
+func TestDebLintian(t *testing.T) {
+	pkgs := needDebs(t)
+	for arch, deb := range pkgs {
+		out, err := exec.Command("lintian", "--fail-on", "error", deb).CombinedOutput()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "E: ") {
+				t.Errorf("%s: %s", arch, line)
+			}
+		}
+		if err != nil {
+			t.Errorf("lintian %s: %v\n%s", arch, err, out)
+		}
+	}
+}
+
+// TestDebBinaries runs each package's binary (the ARM ones under qemu-user): it prints
+// the package's version and validates orders with the daemon's parser.
+func TestDebBinaries(t *testing.T) {
+	pkgs := needDebs(t)
+	valid := filepath.Join(repoRoot, "testdata/demo/orders/localhost-v4")
+	invalid := filepath.Join(t.TempDir(), "bad-step")
+	if err := os.WriteFile(invalid, []byte("user: x\nstep: 2\npings: 20\nprobe: fping\nfping:\n  host: 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for arch, emulator := range debArchs {
+		t.Run(arch, func(t *testing.T) {
+			deb := pkgs[arch]
+			root := t.TempDir()
+			command(t, "dpkg-deb", "-x", deb, root)
+			bin := filepath.Join(root, "usr/bin/pingmachine")
+			if file := command(t, "file", "-b", bin); !strings.Contains(file, map[string]string{"amd64": "x86-64", "armhf": "ARM, EABI5", "arm64": "ARM aarch64"}[arch]) {
+				t.Errorf("the %s package's binary is %s", arch, file)
+			}
+			run := func(args ...string) (string, string, int) {
+				if emulator == "" {
+					return runCmd(t, exec.Command(bin, args...))
+				}
+				return runCmd(t, exec.Command(emulator, append([]string{bin}, args...)...))
+			}
+			want := strings.TrimSuffix(debField(t, deb, "Version"), "-1")
+			for _, tc := range []struct {
+				args   []string
+				code   int
+				stdout string
+				stderr string
+			}{
+				{[]string{"--version"}, exitOK, "pingmachine " + want + "\n", ""},
+				{[]string{"validate", valid}, exitOK, "", ""},
+				{[]string{"validate", invalid}, exitInvalid, "", "20 pings do not fit a step of 2 s"},
+			} {
+				stdout, stderr, code := run(tc.args...)
+				if code != tc.code || stdout != tc.stdout && tc.stdout != "" || !strings.Contains(stderr, tc.stderr) {
+					t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr with %q",
+						tc.args, code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
+				}
+			}
+		})
+	}
+}
+
+// The package's paths on an installed machine.
+const (
+	pkgBase     = "/var/lib/pingmachine"
+	pkgBinary   = "/usr/bin/pingmachine"
+	pkgDefaults = "/etc/default/pingmachine"
+	pkgUnit     = "/lib/systemd/system/pingmachine.service"
+	pkgEnabled  = "/etc/systemd/system/multi-user.target.wants/pingmachine.service"
+)
+
+// cleanMachine removes what the package and the tests leave: the package (purged), and
+// the system user, which a purge keeps as Debian's practice is.
+func cleanMachine(t *testing.T) {
+	t.Helper()
+	if installed(t) != "" {
+		command(t, "dpkg", "--purge", "pingmachine")
+	}
+	if exec.Command("getent", "passwd", "pingmachine").Run() == nil {
+		command(t, "deluser", "--quiet", "--system", "pingmachine")
+	}
+	if exec.Command("getent", "group", "pingmachine").Run() == nil {
+		command(t, "delgroup", "--quiet", "--system", "pingmachine")
+	}
+}
+
+// installed returns the package's dpkg status ("install ok installed", "deinstall ok
+// config-files", ...), or "" if dpkg does not know it.
+func installed(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", "pingmachine").Output()
+	if err != nil {
+		return ""
+	}
+	if s := string(out); s != "unknown ok not-installed" {
+		return s
+	}
+	return ""
+}
+
+// TestDebInstall installs the amd64 package on this machine with dpkg, checks what its
+// maintainer scripts made, runs the daemon from it as the pingmachine user, removes it
+// (the data stays), purges it (the data goes), and leaves the machine as it found it.
+func TestDebInstall(t *testing.T) {
+	pingtest.RequireRoot(t)
+	deb := needDebs(t)["amd64"]
+	version := debField(t, deb, "Version")
+	cleanMachine(t) // an earlier run that was killed may have left the package
+	t.Cleanup(func() { cleanMachine(t) })
+
+	out := command(t, "dpkg", "-i", deb)
+	systemd := exists("/run/systemd/system")
+	if !systemd && !strings.Contains(out, "systemd is not running, so the daemon was not started") {
+		t.Errorf("dpkg -i without systemd running does not say the daemon was not started:\n%s", out)
+	}
+	if got := installed(t); got != "install ok installed" {
+		t.Fatalf("after dpkg -i the package is %q", got)
+	}
+	checkInstalled(t, version)
+
+	// Installing again (as an upgrade does) keeps what an administrator changed.
+	if err := os.Chmod(pkgBase, os.ModeSetgid|0o775); err != nil {
+		t.Fatal(err)
+	}
+	command(t, "dpkg", "-i", deb)
+	if fi, err := os.Stat(pkgBase); err != nil || fi.Mode()&(os.ModeSetgid|os.ModePerm) != os.ModeSetgid|0o775 {
+		t.Errorf("reinstalling changed the mode of %s an administrator set: %v %v", pkgBase, fi.Mode(), err)
+	}
+	if err := os.Chmod(pkgBase, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	if systemd {
+		// The package started the daemon; this test runs it itself.
+		command(t, "systemctl", "stop", "pingmachine.service")
+	}
+	runInstalledDaemon(t)
+
+	command(t, "dpkg", "--remove", "pingmachine")
+	if got := installed(t); got != "deinstall ok config-files" {
+		t.Errorf("after dpkg -r the package is %q", got)
+	}
+	for path, want := range map[string]bool{
+		pkgBinary: false, pkgUnit: false, pkgDefaults: true, // a removed package keeps its conffiles
+		pkgBase + "/orders/pkgtest/loopback":             true,
+		pkgBase + "/output/pkgtest/loopback/last_result": true,
+	} {
+		if exists(path) != want {
+			t.Errorf("after dpkg -r: %s exists: %v, want %v", path, !want, want)
+		}
+	}
+
+	command(t, "dpkg", "--purge", "pingmachine")
+	if got := installed(t); got != "" {
+		t.Errorf("after dpkg -P the package is %q", got)
+	}
+	for _, path := range []string{pkgBase, pkgDefaults, pkgEnabled, "/var/lib/systemd/deb-systemd-helper-enabled/pingmachine.service.dsh-also"} {
+		if exists(path) {
+			t.Errorf("after dpkg -P %s is still there", path)
+		}
+	}
+	if exec.Command("getent", "passwd", "pingmachine").Run() != nil {
+		t.Error("dpkg -P removed the system user pingmachine, which Debian's practice keeps")
+	}
+	cleanMachine(t)
+	if exec.Command("getent", "passwd", "pingmachine").Run() == nil || exec.Command("getent", "group", "pingmachine").Run() == nil {
+		t.Error("the user or group pingmachine is still there after the clean-up")
+	}
+}
+
+// checkInstalled checks what dpkg -i made: the files, the user, the base directory and
+// the binary's capability.
+func checkInstalled(t *testing.T, version string) {
+	t.Helper()
+	passwd := strings.Split(strings.TrimSpace(command(t, "getent", "passwd", "pingmachine")), ":")
+	if len(passwd) != 7 || passwd[5] != pkgBase || !strings.HasSuffix(passwd[6], "nologin") {
+		t.Errorf("user pingmachine: %v, want home %s and no login shell", passwd, pkgBase)
+	}
+	uid, gid := passwd[2], passwd[3]
+	if n := 0; len(passwd) == 7 {
+		fmt.Sscan(uid, &n)
+		if n >= 1000 || n == 0 {
+			t.Errorf("pingmachine's uid %d is not a system user's", n)
+		}
+	}
+	for _, dir := range []string{pkgBase, pkgBase + "/orders"} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatalf("the package made no %s: %v", dir, err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fmt.Sprint(st.Uid) != uid || fmt.Sprint(st.Gid) != gid || fi.Mode().Perm() != 0o755 || !fi.IsDir() {
+			t.Errorf("%s: owner %d:%d mode %v, want %s:%s drwxr-xr-x", dir, st.Uid, st.Gid, fi.Mode(), uid, gid)
+		}
+	}
+	if caps := command(t, "getcap", pkgBinary); !strings.Contains(caps, "cap_net_raw=ep") {
+		t.Errorf("getcap %s: %q, want cap_net_raw=ep", pkgBinary, caps)
+	}
+	if got := command(t, pkgBinary, "--version"); got != "pingmachine "+strings.TrimSuffix(version, "-1")+"\n" {
+		t.Errorf("%s --version: %q, package version %s", pkgBinary, got, version)
+	}
+	if conf := command(t, "dpkg-query", "-W", "-f", "${Conffiles}", "pingmachine"); !strings.Contains(conf, pkgDefaults+" ") {
+		t.Errorf("%s is not a conffile: %q", pkgDefaults, conf)
+	}
+	if !exists(pkgEnabled) {
+		t.Errorf("the unit is not enabled for the next boot with systemd (%s)", pkgEnabled)
+	}
+	if out, err := exec.Command("systemd-analyze", "verify", pkgUnit).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", pkgUnit, err, out)
+	}
+	if man := command(t, "sh", "-c", "zcat /usr/share/man/man8/pingmachine.8.gz | MANWIDTH=120 man -l - 2>/dev/null || zcat /usr/share/man/man8/pingmachine.8.gz"); !strings.Contains(man, "validate [") {
+		t.Errorf("the man page lacks the usage of validate:\n%s", man)
+	}
+	for _, doc := range []string{"copyright", "changelog.Debian.gz", "README.md.gz"} {
+		if !exists("/usr/share/doc/pingmachine/" + doc) {
+			t.Errorf("no /usr/share/doc/pingmachine/%s", doc)
+		}
+	}
+}
+
+// runInstalledDaemon starts the installed daemon as its unit would, with the flags of
+// /etc/default/pingmachine, as the user pingmachine (the capability comes from the file),
+// and waits for a loopback order's result.
+func runInstalledDaemon(t *testing.T) {
+	t.Helper()
+	order := filepath.Join(pkgBase, "orders/pkgtest/loopback")
+	if err := os.MkdirAll(filepath.Dir(order), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(order, []byte("user: pkgtest\nstep: 2\npings: 2\nprobe: fping\nfping:\n  host: 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	daemon := exec.Command("sh", "-c", ". "+pkgDefaults+" && exec setpriv --reuid=pingmachine --regid=pingmachine --init-groups "+
+		pkgBinary+" --basedir "+pkgBase+" $PINGMACHINE_OPTS")
+	daemon.Stderr = &stderr
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- daemon.Wait() }()
+	defer func() {
+		daemon.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err != nil {
+			t.Errorf("the daemon did not exit cleanly on SIGTERM: %v\n%s", err, stderr.String())
+		}
+	}()
+
+	result := filepath.Join(pkgBase, "output/pkgtest/loopback/last_result")
+	deadline := time.Now().Add(20 * time.Second)
+	for !exists(result) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 20 s; the daemon said:\n%s", result, stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	last, err := os.ReadFile(result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(last), "loss: 0\n") {
+		t.Errorf("the loopback order lost pings:\n%s", last)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", daemon.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := strings.TrimSpace(command(t, "id", "-u", "pingmachine"))
+	for _, want := range []string{"Uid:\t" + uid + "\t" + uid + "\t" + uid, "CapEff:\t0000000000000000", "CapPrm:\t0000000000000000"} {
+		if !strings.Contains(string(status), want+"\n") && !strings.Contains(string(status), want+"\t") {
+			t.Errorf("the daemon's /proc status lacks %q:\n%s", want, status)
+		}
+	}
+	if !strings.Contains(stderr.String(), "mode=raw") {
+		t.Errorf("the daemon did not open a raw ICMP socket with the file's capability:\n%s", stderr.String())
+	}
+}
