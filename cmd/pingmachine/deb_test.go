@@ -208,6 +208,7 @@ func TestDebInstall(t *testing.T) {
 		t.Fatalf("after dpkg -i the package is %q", got)
 	}
 	checkInstalled(t, version)
+	postinstWithoutSetcap(t, version)
 
 	// Installing again (as an upgrade does) keeps what an administrator changed.
 	if err := os.Chmod(pkgBase, os.ModeSetgid|0o775); err != nil {
@@ -364,5 +365,48 @@ func runInstalledDaemon(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "mode=raw") {
 		t.Errorf("the daemon did not open a raw ICMP socket with the file's capability:\n%s", stderr.String())
+	}
+}
+
+// postinstWithoutSetcap runs the installed postinst again (as dpkg-reconfigure does) where
+// setcap is missing and where it fails: the package stays configured and says why the
+// binary has no capability.
+func postinstWithoutSetcap(t *testing.T, version string) {
+	t.Helper()
+	for _, tc := range []struct {
+		name   string
+		setcap string // the setcap script on PATH; "" for none
+		want   string
+	}{
+		{"missing", "", "setcap is missing (install libcap2-bin"},
+		{"failing", "#!/bin/sh\necho 'Operation not supported' >&2\nexit 1\n", "could not set cap_net_raw on /usr/bin/pingmachine"},
+	} {
+		t.Run("setcap "+tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			// Every program of the system's PATH but setcap.
+			for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+				entries, err := os.ReadDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if e.Name() != "setcap" && !exists(filepath.Join(bin, e.Name())) {
+						os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(bin, e.Name()))
+					}
+				}
+			}
+			if tc.setcap != "" {
+				if err := os.WriteFile(filepath.Join(bin, "setcap"), []byte(tc.setcap), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("/var/lib/dpkg/info/pingmachine.postinst", "configure", version)
+			// deb-systemd-helper works only when dpkg runs the script.
+			cmd.Env = append(os.Environ(), "PATH="+bin, "DPKG_MAINTSCRIPT_PACKAGE=pingmachine", "DPKG_MAINTSCRIPT_NAME=postinst")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("postinst configure with setcap %s: %v, said:\n%s\nwant %q", tc.name, err, out, tc.want)
+			}
+		})
 	}
 }
