@@ -412,3 +412,61 @@ func postinstWithoutSetcap(t *testing.T, version string) {
 		})
 	}
 }
+
+// TestDebVersion runs deploy/debian/version.sh on a repository of its own through the
+// life of a project, and checks that each version sorts after the one before, as dpkg
+// compares them.
+func TestDebVersion(t *testing.T) {
+	repo := t.TempDir()
+	script, err := filepath.Abs(filepath.Join(repoRoot, "deploy/debian/version.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	git := func(date string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@localhost"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE="+date, "GIT_COMMITTER_DATE="+date, "TZ=Europe/Zurich")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	commit := func(date string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(repo, "file"), []byte(date), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git(date, "add", "file")
+		git(date, "commit", "-q", "-m", date)
+		return git(date, "rev-parse", "--short", "HEAD")
+	}
+	git("", "init", "-q")
+	var previous string
+	for _, tc := range []struct {
+		name string
+		step func() string // changes the repository and returns the version wanted
+	}{
+		{"no tag", func() string { return "0.0~git20260102030405." + commit("2026-01-02T04:04:05+01:00") }},
+		{"a later commit the same day", func() string { return "0.0~git20260102030406." + commit("2026-01-02T04:04:06+01:00") }},
+		{"uncommitted edits", func() string {
+			h := git("", "rev-parse", "--short", "HEAD")
+			os.WriteFile(filepath.Join(repo, "file"), []byte("edited"), 0o644)
+			return "0.0~git20260102030406." + h + "+dirty"
+		}},
+		{"a release", func() string { commit("2026-02-01T00:00:00Z"); git("", "tag", "v1.2.0"); return "1.2.0" }},
+		{"after a release", func() string { return "1.2.0+git20260203000000." + commit("2026-02-03T00:00:00Z") }},
+		{"a release candidate", func() string { commit("2026-03-01T00:00:00Z"); git("", "tag", "v1.3.0-rc1"); return "1.3.0~rc1" }},
+		{"the release", func() string { git("", "tag", "v1.3.0"); return "1.3.0" }},
+	} {
+		want := tc.step()
+		out, err := exec.Command("sh", script, repo).CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != want {
+			t.Errorf("%s: version.sh printed %q (%v), want %q", tc.name, got, err, want)
+		}
+		if previous != "" && exec.Command("dpkg", "--compare-versions", previous+"-1", "lt", want+"-1").Run() != nil {
+			t.Errorf("%s: dpkg does not sort %s-1 after %s-1", tc.name, want, previous)
+		}
+		previous = want
+	}
+}

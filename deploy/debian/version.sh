@@ -1,14 +1,17 @@
 #!/bin/sh
-# Prints pingmachine's upstream version, made for Debian from `git describe`: the Debian
-# package's version is this and "-1", and `pingmachine --version` prints this.
+# Prints pingmachine's upstream version, made for Debian from `git describe` of the work
+# tree DIR (by default this one's): the Debian package's version is this and "-1", and
+# `pingmachine --version` prints this.
 #   no tag yet:        0.0~git<UTC commit time>.<hash>   (sorts below any release)
 #   on tag v1.2.0:     1.2.0
 #   5 commits later:   1.2.0+git<UTC commit time>.<hash> (above 1.2.0, below 1.2.1)
 #   uncommitted edits: +dirty at the end
 # The commit time (YYYYMMDDhhmmss, not just the day) makes builds of later commits sort
 # later even on the same day.
+#
+# usage: version.sh [DIR]
 set -eu
-cd "$(dirname "$0")"
+cd "${1:-$(dirname "$0")}"
 desc=$(git describe --tags --always --dirty)
 stamp=$(TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=%cd)
 dirty=
