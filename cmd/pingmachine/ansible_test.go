@@ -158,3 +158,51 @@ func TestAnsibleRole(t *testing.T) {
 		t.Errorf("the refused run changed the orders from %v to %v", files, after)
 	}
 }
+
+// TestAnsibleExample checks the example playbook with ansible-playbook --syntax-check and
+// every order of the example inventory, as each unit would get it, with the validator.
+func TestAnsibleExample(t *testing.T) {
+	bin := build(t)
+	dir := filepath.Join(repoRoot, "deploy/ansible")
+	command(t, "ansible-playbook", "--syntax-check", "-i", filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "site.yml"))
+	var inventory struct {
+		Meta struct {
+			HostVars map[string]struct {
+				Orders     map[string]any `json:"pingmachine_orders"`
+				HostOrders map[string]any `json:"pingmachine_host_orders"`
+			} `json:"hostvars"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal([]byte(command(t, "ansible-inventory", "-i", filepath.Join(dir, "inventory.yml"), "--list")), &inventory); err != nil {
+		t.Fatal(err)
+	}
+	if len(inventory.Meta.HostVars) < 3 {
+		t.Fatalf("the example inventory has %d units, want a few", len(inventory.Meta.HostVars))
+	}
+	for host, vars := range inventory.Meta.HostVars {
+		orders := make(map[string]any)
+		for name, order := range vars.Orders {
+			orders[name] = order
+		}
+		for name, order := range vars.HostOrders {
+			orders[name] = order
+		}
+		if len(orders) == 0 {
+			t.Errorf("%s has no orders", host)
+		}
+		for name, order := range orders {
+			// JSON is YAML, and the order parser reads YAML.
+			data, err := json.Marshal(order)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "validate", file).CombinedOutput(); err != nil {
+				t.Errorf("%s's order %s is invalid: %v\n%s", host, name, err, out)
+			}
+		}
+	}
+}
