@@ -8,7 +8,7 @@ BIN     := bin/pingmachine
 # Debian packages the tests use (gcc for the cgo build that must refuse to run holding
 # capabilities); .ci/deps installs those that are missing.
 DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd \
-           lintian ansible python3-apt
+           lintian ansible python3-apt adduser file
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo

@@ -109,6 +109,27 @@ func TestAnsibleRole(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// What the role refuses before it changes anything.
+	for _, tc := range []struct {
+		key   string
+		value any
+		want  string
+	}{
+		{"pingmachine_version", "", "set pingmachine_version"},
+		{"pingmachine_host_orders", map[string]any{"../escape": loopbackOrder(1)}, "pingmachine order name '../escape'"},
+		{"pingmachine_host_orders", map[string]any{".hidden": loopbackOrder(1)}, "pingmachine order name '.hidden'"},
+	} {
+		good := vars[tc.key]
+		vars[tc.key] = tc.value
+		if out, code, changed := play(); code == 0 || changed != "0" || !strings.Contains(out, tc.want) {
+			t.Errorf("%s=%v: exit %d, changed=%s, want a failure saying %q:\n%s", tc.key, tc.value, code, changed, tc.want, out)
+		}
+		vars[tc.key] = good
+	}
+	if installed(t) != "" || exists(managed) {
+		t.Fatal("a refused run installed the package or made the managed orders' directory")
+	}
+
 	out, code, changed := play()
 	if code != 0 || changed == "0" {
 		t.Fatalf("first run: exit %d, changed=%s:\n%s", code, changed, out)

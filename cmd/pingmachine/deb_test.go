@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -211,6 +212,12 @@ func TestDebInstall(t *testing.T) {
 	}
 	checkInstalled(t, version)
 	postinstWithoutSetcap(t, version)
+	for _, script := range []string{"postinst", "postrm"} {
+		path := "/var/lib/dpkg/info/pingmachine." + script
+		if _, stderr, code := runCmd(t, exec.Command(path, "bogus")); code != 1 || !strings.Contains(stderr, script+" called with unknown argument 'bogus'") {
+			t.Errorf("%s bogus: exit %d, stderr %q", script, code, stderr)
+		}
+	}
 
 	// Installing again (as an upgrade does) keeps what an administrator changed.
 	if err := os.Chmod(pkgBase, os.ModeSetgid|0o775); err != nil {
@@ -441,6 +448,9 @@ func TestDebVersion(t *testing.T) {
 		git(date, "commit", "-q", "-m", date)
 		return git(date, "rev-parse", "--short", "HEAD")
 	}
+	if out, err := exec.Command("sh", script, repo).CombinedOutput(); err == nil || !strings.Contains(string(out), "not a git repository") {
+		t.Errorf("version.sh outside a git repository: %v, %q", err, out)
+	}
 	git("", "init", "-q")
 	var previous string
 	for _, tc := range []struct {
@@ -468,5 +478,46 @@ func TestDebVersion(t *testing.T) {
 			t.Errorf("%s: dpkg does not sort %s-1 after %s-1", tc.name, want, previous)
 		}
 		previous = want
+	}
+}
+
+// TestBuildDebRefuses gives deploy/debian/build-deb.sh what it cannot build from.
+func TestBuildDebRefuses(t *testing.T) {
+	bin := build(t)
+	script := filepath.Join(repoRoot, "deploy/debian/build-deb.sh")
+	out := t.TempDir()
+	noExec := filepath.Join(out, "unit-without-execstart.service")
+	if err := os.WriteFile(noExec, []byte("[Unit]\nDescription=x\n[Service]\nExecStart=/opt/pingmachine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epoch := "SOURCE_DATE_EPOCH=1767225600"
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"too few arguments", []string{epoch}, []string{"amd64", bin, "1.0", out}, 2, "usage: SOURCE_DATE_EPOCH=..."},
+		{"unknown architecture", []string{epoch}, []string{"i386", bin, "1.0", out, bin}, 2, "unknown architecture i386"},
+		{"no binary", []string{epoch}, []string{"amd64", filepath.Join(out, "none"), "1.0", out, bin}, 2, "no binary " + filepath.Join(out, "none")},
+		{"no host binary", []string{epoch}, []string{"amd64", bin, "1.0", out, filepath.Join(out, "none")}, 2, "no binary " + filepath.Join(out, "none")},
+		{"no SOURCE_DATE_EPOCH", nil, []string{"amd64", bin, "1.0", out, bin}, 2, "set SOURCE_DATE_EPOCH"},
+		{"a unit it cannot rewrite", []string{epoch, "UNIT_SOURCE=" + noExec}, []string{"amd64", bin, "1.0", out, bin}, 1, "has no ExecStart=/usr/local/bin/pingmachine line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(script, tc.args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			if tc.env == nil {
+				cmd.Env = slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "SOURCE_DATE_EPOCH=") })
+			}
+			stdout, stderr, code := runCmd(t, cmd)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, tc.code, tc.want)
+			}
+		})
+	}
+	if debs, _ := filepath.Glob(filepath.Join(out, "*.deb")); len(debs) != 0 {
+		t.Errorf("refused builds left %v", debs)
 	}
 }

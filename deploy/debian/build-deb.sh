@@ -19,10 +19,15 @@ if [ $# -ne 5 ]; then
 	exit 2
 fi
 arch=$1 binary=$2 version=$3-1 out=$4 host=$5
+for file in "$binary" "$host"; do
+	[ -f "$file" ] || { echo "$0: no binary $file" >&2; exit 2; }
+done
 : "${SOURCE_DATE_EPOCH:?set SOURCE_DATE_EPOCH, for example to the last commit time}"
 : "${DEB_MAINTAINER:=pingmachine maintainers <maintainers@users.noreply.h-seed-2e47f27d.example>}"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$here/../..
+# The repository's unit; another only in the tests of this script.
+unit_source=${UNIT_SOURCE:-$top/cmd/pingmachine/pingmachine.service}
 
 case $arch in
 amd64 | armhf | arm64) ;;
@@ -47,10 +52,10 @@ mkdir -p "$(dirname "$unit")"
 	echo "# pingmachine's systemd unit, from its Debian package; flags in /etc/default/pingmachine."
 	sed -e '1,/^\[Unit\]/{/^#/d}' -e 's|^Description=.*|&\nDocumentation=man:pingmachine(8)|' \
 		-e 's|^ExecStart=/usr/local/bin/pingmachine \(.*\)$|EnvironmentFile=-/etc/default/pingmachine\nExecStart=/usr/bin/pingmachine \1 $PINGMACHINE_OPTS|' \
-		"$top/cmd/pingmachine/pingmachine.service"
+		"$unit_source"
 } >"$unit"
 if ! grep -q '^ExecStart=/usr/bin/pingmachine .* \$PINGMACHINE_OPTS$' "$unit"; then
-	echo "$0: cmd/pingmachine/pingmachine.service has no ExecStart=/usr/local/bin/pingmachine line to rewrite" >&2
+	echo "$0: $unit_source has no ExecStart=/usr/local/bin/pingmachine line to rewrite" >&2
 	exit 1
 fi
 
