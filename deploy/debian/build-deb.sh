@@ -72,12 +72,13 @@ sed -e "s|@VERSION@|$version|" -e "s|@COMMIT@|$commit|" -e "s|@MAINTAINER@|$DEB_
 gzip -9n <"$top/README.md" >"$doc/README.md.gz"
 
 # The man page's synopsis is the binary's own usage, escaped for troff.
-usage=$("$host" help 2>&1 | sed -e 's/\\/\\e/g' -e 's/-/\\-/g' -e "s/^\([.']\)/\\\\\&\1/")
+usage=$("$host" help 2>&1 | sed -e 's/^usage: //' -e 's/^       //' -e 's/\\/\\e/g' -e 's/-/\\-/g' -e "s/^\([.']\)/\\\\\&\1/")
 man=$stage/usr/share/man/man8/pingmachine.8
 mkdir -p "$(dirname "$man")"
-awk -v usage="$usage" -v version="$version" '
-	/^@USAGE@$/ { print usage; next }
-	{ gsub(/@VERSION@/, version); print }
+# Through the environment: awk would read escapes in a -v value (the troff's backslashes).
+USAGE=$usage VERSION=$version DAY=$(date -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d) awk '
+	/^@USAGE@$/ { print ENVIRON["USAGE"]; next }
+	{ gsub(/@VERSION@/, ENVIRON["VERSION"]); gsub(/@DATE@/, ENVIRON["DAY"]); print }
 ' "$here/pingmachine.8" | gzip -9n >"$man.gz"
 
 mkdir -p "$stage/DEBIAN"
