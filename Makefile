@@ -77,9 +77,10 @@ run: build
 
 # The release version (deploy/debian/version.sh, from git describe), which release
 # binaries print with --version; a plain `go build` says "devel". The packages' file times
-# are the last commit's, so that building a commit twice gives the same bytes.
+# are the last commit's (unless SOURCE_DATE_EPOCH is set), so that building a commit twice
+# gives the same bytes.
 VERSION           = $(shell deploy/debian/version.sh)
-SOURCE_DATE_EPOCH = $(shell git log -1 --format=%ct)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
 RELEASE_FLAGS     = -trimpath -ldflags '-s -w -X main.version=$(VERSION)'
 # Debian architecture=GOARCH[/GOARM]: armhf is built for armv6, so one package serves every Pi.
 DEB_ARCHS := amd64=amd64 armhf=arm/6 arm64=arm64
