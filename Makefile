@@ -7,14 +7,16 @@ UNITDIR ?= /etc/systemd/system
 BIN     := bin/pingmachine
 # Debian packages the tests use (gcc for the cgo build that must refuse to run holding
 # capabilities, chromium for the web pages, prometheus and its promtool for /metrics,
-# influxdb for the telegraf stream, dnsmasq and openssh-server for the DNS and ssh probes);
-# .ci/deps installs those that are missing.
-DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd chromium prometheus influxdb dnsmasq-base openssh-server
+# influxdb for the telegraf stream, dnsmasq and openssh-server for the DNS and ssh probes,
+# lintian, ansible and what they need for the packages and the role); .ci/deps installs
+# those that are missing.
+DEBS    := gcc libc6-dev fping rrdtool rrdcached httping iproute2 util-linux mount libcap2-bin locales qemu-user-static systemd \
+           chromium prometheus influxdb dnsmasq-base openssh-server lintian ansible python3-apt adduser file
 # Release targets: GOARCH[/GOARM].
 CROSS   := amd64 arm/6 arm/7 arm64
 DEMO    := demo
 
-.PHONY: build test test-arm deps vet fmt-check bench fuzz run cross install clean
+.PHONY: build test test-arm deps vet fmt-check bench fuzz run cross deb install clean
 
 # Without cgo: the daemon changes the capabilities of all its threads at once, which Go
 # allows only then (and the binary then runs on any Linux of its architecture).
@@ -77,12 +79,32 @@ run: build
 	cp -R testdata/demo/orders/. $(DEMO)/orders/
 	$(BIN) --debug --basedir $(DEMO) --listen 127.0.0.1:9374
 
+# The release version (deploy/debian/version.sh, from git describe), which release
+# binaries print with --version; a plain `go build` says "devel". The packages' file times
+# are the last commit's (unless SOURCE_DATE_EPOCH is set), so that building a commit twice
+# gives the same bytes.
+VERSION           = $(shell deploy/debian/version.sh)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+RELEASE_FLAGS     = -trimpath -ldflags '-s -w -X main.version=$(VERSION)'
+# Debian architecture=GOARCH[/GOARM]: armhf is built for armv6, so one package serves every Pi.
+DEB_ARCHS := amd64=amd64 armhf=arm/6 arm64=arm64
+DIST      ?= dist
+
 cross:
 	@for t in $(CROSS); do \
 		arch=$${t%%/*}; arm=$${t#*/}; [ "$$arm" = "$$t" ] && arm=; \
 		out=bin/pingmachine-linux-$$arch$${arm:+v$$arm}; \
 		echo "building $$out"; \
-		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build -trimpath -o $$out ./cmd/pingmachine || exit 1; \
+		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build $(RELEASE_FLAGS) -o $$out ./cmd/pingmachine || exit 1; \
+	done
+
+# $(DIST)/pingmachine_VERSION-1_{amd64,armhf,arm64}.deb (deploy/debian/build-deb.sh says how).
+deb: build
+	@rm -f $(DIST)/pingmachine_*.deb
+	@for t in $(DEB_ARCHS); do \
+		debarch=$${t%%=*}; goarch=$${t#*=}; arch=$${goarch%%/*}; arm=$${goarch#*/}; [ "$$arm" = "$$goarch" ] && arm=; \
+		GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 $(GO) build $(RELEASE_FLAGS) -o bin/deb/pingmachine-$$debarch ./cmd/pingmachine || exit 1; \
+		SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) deploy/debian/build-deb.sh $$debarch bin/deb/pingmachine-$$debarch '$(VERSION)' $(DIST) $(BIN) || exit 1; \
 	done
 
 # The binary and the systemd unit (cmd/pingmachine/pingmachine.service). The unit runs as
@@ -94,4 +116,4 @@ install: build
 	rm -f pingmachine.service.tmp
 
 clean:
-	rm -rf bin $(DEMO)
+	rm -rf bin dist $(DEMO)

@@ -4,6 +4,7 @@
 // Usage:
 //
 //	pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT] [--listen ADDR]
+//	pingmachine --version
 //	pingmachine ping [flags] [target ...]
 //	pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]
 //	pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case "help":
 			usage(stderr)
 			return exitOK
+		case "--version", "-version":
+			fmt.Fprintln(stdout, "pingmachine", versionString())
+			return exitOK
 		}
 	}
 	return daemonCommand(ctx, args, stderr)
@@ -74,8 +78,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pingmachine [--debug|-d] [--user|-u USER] [--basedir|-b DIR] [--telegraf|-t HOST:PORT]")
 	fmt.Fprintln(w, "                   [--rrdcached ADDR] [--log-format text|json] [--httping PROGRAM] [--scion-dir DIR]")
 	fmt.Fprintln(w, "                   [--listen ADDR, such as 127.0.0.1:9374]")
+	fmt.Fprintln(w, "       pingmachine --version")
 	fmt.Fprintln(w, "       pingmachine ping [-c count] [-p period_ms] [-i interval_ms] [-t timeout_ms] [-s size]")
 	fmt.Fprintln(w, "                        [-4|-6] [-S source] [-I iface] [-Q tos] [-v] [-f file|-] [target ...]")
+	fmt.Fprintln(w, "       pingmachine ping --tcp PORT [--refused-is-answer] | --ssh | --dns NAME [...] (see ping -h)")
 	fmt.Fprintln(w, "       pingmachine status [-b DIR] [--json] [--user U] [ID-PREFIX ...]")
 	fmt.Fprintln(w, "       pingmachine check -i ID|PREFIX [-b DIR] [-w LOSS%,RTT] [-c LOSS%,RTT] [--max-age S]")
 	fmt.Fprintln(w, "       pingmachine validate [-b DIR] FILE ...")
