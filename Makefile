@@ -60,6 +60,7 @@ bench: build
 	$(GO) test -run '^$$' -bench SteadyState -benchtime 200000x -benchmem ./bench/
 	$(GO) test -run '^$$' -bench RRDUpdate -benchtime 2s ./bench/
 	$(GO) test -run '^$$' -bench Daemon -benchtime 1x -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench Serving -benchtime 1x -timeout 30m ./bench/
 	./bench/vs-fping.sh -n 10000 -c 20 -p 1000
 	./bench/vs-perl.sh -b $(BIN)
 	./bench/vs-smokeping-prober.sh -b $(BIN)

@@ -145,27 +145,7 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 
 		// Warm-up: every order has a result (phases spread rounds over a step, and a
 		// round lasts most of one).
-		results := make([]int64, n)
-		deadline := time.Now().Add(4*step + time.Minute)
-		for {
-			have := 0
-			for i, id := range ids {
-				if results[i] == 0 {
-					results[i], _ = readTime(base, id)
-				}
-				if results[i] != 0 {
-					have++
-				}
-			}
-			if have == n {
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				b.Fatalf("after %v only %d of %d orders have a result", 4*step+time.Minute, have, n)
-			}
-			time.Sleep(5 * time.Second)
-		}
+		waitResults(b, cmd, base, ids, 4*step+time.Minute)
 
 		// A new order while the others run: how soon is its first result there? One
 		// ping, so that the result follows the first ping by a round trip.
@@ -187,45 +167,15 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 		cpu0, _ := treeCPU(pid)
 		wake0, t0 := wakeups(pid), time.Now()
 		window := time.Duration(steps) * step
-		seen := make([]map[int64]bool, n)
-		var lossy, lost int
-		for i := range seen {
-			seen[i] = map[int64]bool{}
-		}
+		watch := newRoundWatch(base, ids)
 		for time.Since(t0) < window+10*time.Second {
-			for i, id := range ids {
-				t, loss := readTime(base, id)
-				if t != 0 && !seen[i][t] {
-					seen[i][t] = true
-					if loss != 0 {
-						lossy++
-						lost += loss
-					}
-				}
-			}
+			watch.sample()
 			time.Sleep(min(10*time.Second, step/4))
 		}
 		cpu1, _ := treeCPU(pid)
 		wake1, elapsed := wakeups(pid), time.Since(t0)
 		rss, hwm := memory(pid)
-
-		// Each order's stamps in the window must be consecutive steps: a stamp
-		// missing between two seen ones is a step without an update.
-		var missed, rounds int
-		for i := range seen {
-			var lo, hi int64
-			for t := range seen[i] {
-				if lo == 0 || t < lo {
-					lo = t
-				}
-				hi = max(hi, t)
-			}
-			rounds += len(seen[i])
-			missed += int((hi-lo)/int64(c.step)) + 1 - len(seen[i])
-			if len(seen[i]) < steps {
-				missed += steps - len(seen[i])
-			}
-		}
+		missed, rounds := watch.missed(c.step, steps)
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		problems := <-logDone
@@ -237,16 +187,16 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 		b.ReportMetric(float64(firstResult.Milliseconds()), "ms-new-order-to-result")
 		b.ReportMetric(float64(rounds), "rounds")
 		b.ReportMetric(float64(missed), "missed-steps")
-		b.ReportMetric(float64(lost), "lost-pings")
+		b.ReportMetric(float64(watch.lost), "lost-pings")
 		b.ReportMetric(cpuPerStep/perK, "cpu-s/step/1k-orders")
 		b.ReportMetric(100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), "cpu-%")
 		b.ReportMetric(1e6*(cpu1-cpu0).Seconds()/(elapsed.Seconds()/float64(c.step)*float64(n*c.pings)), "µs/probe")
 		b.ReportMetric(float64(wake1-wake0)/elapsed.Seconds(), "wakeups/s")
 		b.ReportMetric(float64(rss)/(1<<20)/perK, "rss-MiB/1k-orders")
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MiB")
-		if missed > 0 || lost > 0 || firstResult == 0 {
+		if missed > 0 || watch.lost > 0 || firstResult == 0 {
 			b.Errorf("%d steps without an update, %d pings lost in %d rounds of %d orders, first result of a new order after %v",
-				missed, lost, lossy, n, firstResult)
+				missed, watch.lost, watch.lossy, n, firstResult)
 		}
 		for i, p := range problems {
 			if i == 10 {
@@ -256,6 +206,85 @@ func benchDaemon(b *testing.B, bin string, c daemonCase) {
 			b.Logf("daemon: %s", p)
 		}
 	}
+}
+
+// waitResults waits until every order has a result, and kills the daemon and fails the
+// benchmark if that takes longer than timeout.
+func waitResults(b *testing.B, cmd *exec.Cmd, base string, ids []string, timeout time.Duration) {
+	b.Helper()
+	results := make([]int64, len(ids))
+	deadline := time.Now().Add(timeout)
+	for {
+		have := 0
+		for i, id := range ids {
+			if results[i] == 0 {
+				results[i], _ = readTime(base, id)
+			}
+			if results[i] != 0 {
+				have++
+			}
+		}
+		if have == len(ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			b.Fatalf("after %v only %d of %d orders have a result", timeout, have, len(ids))
+		}
+		time.Sleep(5 * time.Second)
+	}
+}
+
+// roundWatch records the distinct time stamps of orders' last_result, sampled often
+// enough (several times a step) that it sees every round, and the pings lost in them.
+type roundWatch struct {
+	base        string
+	ids         []string
+	seen        []map[int64]bool
+	lossy, lost int // rounds with loss, and the pings they lost
+}
+
+func newRoundWatch(base string, ids []string) *roundWatch {
+	w := &roundWatch{base: base, ids: ids, seen: make([]map[int64]bool, len(ids))}
+	for i := range w.seen {
+		w.seen[i] = map[int64]bool{}
+	}
+	return w
+}
+
+// sample reads every order's last_result once.
+func (w *roundWatch) sample() {
+	for i, id := range w.ids {
+		t, loss := readTime(w.base, id)
+		if t != 0 && !w.seen[i][t] {
+			w.seen[i][t] = true
+			if loss != 0 {
+				w.lossy++
+				w.lost += loss
+			}
+		}
+	}
+}
+
+// missed counts the steps without an update: each order's stamps must be consecutive
+// steps (a stamp missing between two seen ones is a step without an update), at least
+// steps of them. rounds is the number of stamps seen.
+func (w *roundWatch) missed(step, steps int) (missed, rounds int) {
+	for i := range w.seen {
+		var lo, hi int64
+		for t := range w.seen[i] {
+			if lo == 0 || t < lo {
+				lo = t
+			}
+			hi = max(hi, t)
+		}
+		rounds += len(w.seen[i])
+		missed += int((hi-lo)/int64(step)) + 1 - len(w.seen[i])
+		if len(w.seen[i]) < steps {
+			missed += steps - len(w.seen[i])
+		}
+	}
+	return missed, rounds
 }
 
 // readTime returns the time and loss of an order's last_result, zero if there is none.

@@ -127,6 +127,24 @@ func near(n map[[3]uint8]int, c [3]uint8) int {
 	return sum
 }
 
+// whiteRuns are the heights of the runs of pure white pixels in column x, top down.
+func whiteRuns(img image.Image, x int) []int {
+	var runs []int
+	run := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		if r, g, bl, _ := img.At(x, y).RGBA(); r>>8 == 0xff && g>>8 == 0xff && bl>>8 == 0xff {
+			run++
+			continue
+		}
+		if run > 0 {
+			runs = append(runs, run)
+		}
+		run = 0
+	}
+	return runs
+}
+
 // checkNotBlank fails unless the picture has many colours and is mostly not one.
 func checkNotBlank(t *testing.T, what string, img image.Image) map[[3]uint8]int {
 	t.Helper()
@@ -209,6 +227,21 @@ func TestWebChromium(t *testing.T) {
 	// were drawn. A swatch is 14 pixels square; two graphs are in view.
 	if got := near(n, [3]uint8{0x7e, 0x00, 0xff}); got < 2*100 {
 		t.Errorf("the order page shows %d pixels of the graphs' #7e00ff swatch, want those of two legends", got)
+	}
+	// Each fact above the graphs fits on one line at this width: its card, a run of
+	// white in the cards' padding left of the text, is as tall as a label and a line.
+	// A value broken over lines (a time, "min / max") makes its row taller.
+	rows := 0
+	for _, h := range whiteRuns(img, 22) {
+		if h > 20 && h < 200 { // not the graphs' figures, which are taller
+			rows++
+			if h > 60 {
+				t.Errorf("a row of the order page's facts is %d pixels tall, want one line of value (about 52)", h)
+			}
+		}
+	}
+	if rows < 1 || rows > 2 {
+		t.Errorf("the order page's facts are in %d rows, want one or two", rows)
 	}
 	_, img = screenshot(t, url+"/", 390, 844) // a phone
 	checkNotBlank(t, "the status page on a phone", img)

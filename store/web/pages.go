@@ -309,8 +309,12 @@ func (s *server) order(w http.ResponseWriter, r *http.Request) {
 			p.Graphs = append(p.Graphs, figure{Period: pr.name, Caption: pr.caption,
 				SVG: orderPath("/graph/", o.ID, ".svg?period="+pr.name), PNG: orderPath("/graph/", o.ID, ".png?period="+pr.name)})
 		}
+	case errors.Is(err, fs.ErrNotExist) && o.Order != nil && o.Order.RRDTemplate == "norrd":
+		// Said for what it is, rather than as a main.rrd still to come: such an
+		// order never gets one.
+		p.NoGraphs = "the order's rrd_template is norrd, which keeps no main.rrd (only last_result)"
 	case errors.Is(err, fs.ErrNotExist):
-		p.NoGraphs = "no main.rrd yet (none is written for rrd_template norrd, and none before the first round)"
+		p.NoGraphs = "no main.rrd yet: the first round writes it"
 	default:
 		p.NoGraphs = err.Error()
 	}

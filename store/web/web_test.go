@@ -69,6 +69,7 @@ func get(t *testing.T, h http.Handler, method, target string) *httptest.Response
 
 func TestRoutes(t *testing.T) {
 	tr := tree(t)
+	tr.Order("lab/norrd", "user: netops\nstep: 60\npings: 20\nprobe: fping\nfping:\n  host: 127.0.0.1\nrrd_template: norrd\n")
 	cfg, v := fixed(t, tr.Base)
 	cfg.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metric 1\n") })
 	h := web.Handler(cfg)
@@ -84,7 +85,7 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"GET", "/", 200, "text/html; charset=utf-8",
 			[]string{`href="/order/site/zurich/gw"`, ">site/zurich/gw<", ">web1<", ">bad/pings<", ">scion/pping1<", "stale", "invalid",
-				"line 3: pings: ", "l00b8ff", "daemon not running", "12 orders"}, nil},
+				"line 3: pings: ", "l00b8ff", "daemon not running", "13 orders"}, nil},
 		{"GET", "/api/status", 200, "application/json", []string{string(doc) + "\n"}, nil},
 		{"GET", "/-/healthy", 200, "text/plain; charset=utf-8", []string{"OK"}, nil},
 		{"GET", "/-/ready", 200, "text/plain; charset=utf-8", []string{"OK"}, nil},
@@ -92,7 +93,8 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/order/graphs/gw", 200, "text/html; charset=utf-8",
 			[]string{`<img src="/graph/graphs/gw.svg?period=day"`, `/graph/graphs/gw.svg?period=week"`, `/graph/graphs/gw.svg?period=month"`,
 				`/graph/graphs/gw.svg?period=year"`, `href="/graph/graphs/gw.png?period=day"`, "20 pings every 300 s"}, nil},
-		{"GET", "/order/new", 200, "text/html; charset=utf-8", []string{"No graphs: no main.rrd yet"}, []string{"<img"}},
+		{"GET", "/order/new", 200, "text/html; charset=utf-8", []string{"No graphs: no main.rrd yet: the first round writes it."}, []string{"<img", "norrd"}},
+		{"GET", "/order/lab/norrd", 200, "text/html; charset=utf-8", []string{"No graphs: the order&#39;s rrd_template is norrd, which keeps no main.rrd"}, []string{"<img", "yet"}},
 		{"GET", "/order/bad/pings", 200, "text/html; charset=utf-8", []string{"line 3: pings: "}, nil},
 		{"GET", "/graph/graphs/gw.svg", 200, "image/svg+xml", []string{"<svg", "graphs/gw — fping: 127.0.0.1"}, nil},
 		{"GET", "/graph/graphs/gw.svg?period=week&width=300&height=100", 200, "image/svg+xml", []string{"<svg"}, nil},
