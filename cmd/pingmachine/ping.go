@@ -383,41 +383,61 @@ func readTargetFile(name string, stdin io.Reader) ([]string, error) {
 // evenly, and returns when all are done or ctx is cancelled (the rest then count as lost).
 func pingTargets(ctx context.Context, c pingConfig, targets []target, log *slog.Logger) ([]*pinger.Round, error) {
 	engine := pinger.New(pinger.Options{Logger: log, PromptReplies: true})
+	rounds, err := runRounds(ctx, c, engine, len(targets), func(i int, start time.Time, done func()) *pinger.Round {
+		return &pinger.Round{
+			Target: targets[i].addr, Source: c.source, Interface: c.iface, TOS: uint8(c.tos), Size: c.size,
+			Count: c.count, Gap: c.period, Timeout: c.timeout, Start: start,
+			Done: func(*pinger.Round) { done() },
+		}
+	}, func(i int) string { return targets[i].name }, log)
+	if c.verbose {
+		s := engine.Stats()
+		log.Info("engine counters", "sent", s.Sent, "send_errors", s.SendErrors, "received", s.Received,
+			"timed_out", s.TimedOut, "late", s.Late, "duplicate", s.Duplicate, "foreign", s.Foreign,
+			"icmp_errors", s.ICMPErrors, "kernel_drops", s.KernelDrops)
+	}
+	return rounds, err
+}
+
+// roundEngine is what runRounds needs of the ICMP, TCP and DNS engines.
+type roundEngine[R any] interface {
+	Run(ctx context.Context) error
+	Submit(r R) error
+}
+
+// runRounds runs n rounds on engine, which it starts and stops: round makes the i-th,
+// whose first ping is at start and which calls done once complete. The first pings are
+// spread over one period (or an interval apart), and it returns when every round is done
+// or ctx is cancelled (the rest then count as lost); name names a round that cannot be
+// submitted.
+func runRounds[R any](ctx context.Context, c pingConfig, engine roundEngine[R], n int,
+	round func(i int, start time.Time, done func()) R, name func(i int) string, log *slog.Logger) ([]R, error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- engine.Run(runCtx) }()
 	defer func() {
 		stop()
-		<-ran
-		if c.verbose {
-			s := engine.Stats()
-			log.Info("engine counters", "sent", s.Sent, "send_errors", s.SendErrors, "received", s.Received,
-				"timed_out", s.TimedOut, "late", s.Late, "duplicate", s.Duplicate, "foreign", s.Foreign,
-				"icmp_errors", s.ICMPErrors, "kernel_drops", s.KernelDrops)
+		if err := <-ran; err != nil {
+			log.Error("engine", "err", err)
 		}
 	}()
 
 	stagger := c.interval
-	if stagger == 0 && len(targets) > 0 {
-		stagger = c.period / time.Duration(len(targets))
+	if stagger == 0 && n > 0 {
+		stagger = c.period / time.Duration(n)
 	}
 	var wg sync.WaitGroup
-	rounds := make([]*pinger.Round, len(targets))
+	rounds := make([]R, n)
 	start := time.Now()
-	for i, t := range targets {
-		rounds[i] = &pinger.Round{
-			Target: t.addr, Source: c.source, Interface: c.iface, TOS: uint8(c.tos), Size: c.size,
-			Count: c.count, Gap: c.period, Timeout: c.timeout,
-			Start: start.Add(time.Duration(i) * stagger),
-			Done:  func(*pinger.Round) { wg.Done() },
-		}
+	for i := range rounds {
 		wg.Add(1)
+		rounds[i] = round(i, start.Add(time.Duration(i)*stagger), wg.Done)
 		if err := engine.Submit(rounds[i]); err != nil {
 			wg.Done()
 			// Rounds already submitted still complete when the engine stops.
 			stop()
 			wg.Wait()
-			return nil, fmt.Errorf("%s: %w", t.name, err)
+			return nil, fmt.Errorf("%s: %w", name(i), err)
 		}
 	}
 	all := make(chan struct{})

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -134,51 +133,19 @@ func pingDNSCommand(ctx context.Context, c pingConfig, stdin io.Reader, stdout, 
 // then count as lost).
 func queryServers(ctx context.Context, c pingConfig, targets []*orders.DNS, log *slog.Logger) ([]*dnsping.Round, error) {
 	engine := dnsping.New(dnsping.Options{Logger: log})
-	runCtx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- engine.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-ran
-		if c.verbose {
-			s := engine.Stats()
-			log.Info("DNS engine counters", "sent", s.Sent, "send_errors", s.SendErrors, "conn_failed", s.ConnFailed,
-				"received", s.Received, "failed", s.Failed, "timed_out", s.TimedOut, "late", s.Late,
-				"mismatched", s.Mismatched, "foreign", s.Foreign, "queued", s.Queued)
-		}
-	}()
-	stagger := c.interval
-	if stagger == 0 && len(targets) > 0 {
-		stagger = c.period / time.Duration(len(targets))
-	}
-	var wg sync.WaitGroup
-	rounds := make([]*dnsping.Round, len(targets))
-	start := time.Now()
-	for i, t := range targets {
-		rounds[i] = &dnsping.Round{
+	rounds, err := runRounds(ctx, c, engine, len(targets), func(i int, start time.Time, done func()) *dnsping.Round {
+		t := targets[i]
+		return &dnsping.Round{
 			Server: t.Server, Source: t.Source, TCP: t.TCP, Name: t.Name, Type: dns.StringToType[t.Type],
-			FailRcodes: t.FailRcodes, Count: c.count, Gap: c.period, Timeout: c.timeout,
-			Start: start.Add(time.Duration(i) * stagger),
-			Done:  func(*dnsping.Round) { wg.Done() },
+			FailRcodes: t.FailRcodes, Count: c.count, Gap: c.period, Timeout: c.timeout, Start: start,
+			Done: func(*dnsping.Round) { done() },
 		}
-		wg.Add(1)
-		if err := engine.Submit(rounds[i]); err != nil {
-			wg.Done()
-			stop()
-			wg.Wait()
-			return nil, fmt.Errorf("%s: %w", t.Server, err)
-		}
+	}, func(i int) string { return targets[i].Server.String() }, log)
+	if c.verbose {
+		s := engine.Stats()
+		log.Info("DNS engine counters", "sent", s.Sent, "send_errors", s.SendErrors, "conn_failed", s.ConnFailed,
+			"received", s.Received, "failed", s.Failed, "timed_out", s.TimedOut, "late", s.Late,
+			"mismatched", s.Mismatched, "foreign", s.Foreign, "queued", s.Queued)
 	}
-	all := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(all)
-	}()
-	select {
-	case <-all:
-	case <-ctx.Done():
-		stop()
-		<-all
-	}
-	return rounds, nil
+	return rounds, err
 }

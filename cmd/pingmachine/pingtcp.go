@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"pingmachine/orders"
@@ -69,20 +68,6 @@ func measure(ctx context.Context, c pingConfig, targets []target, log *slog.Logg
 // their first connects spread evenly.
 func connectTargets(ctx context.Context, c pingConfig, targets []target, log *slog.Logger) ([]*tcpping.Round, error) {
 	engine := tcpping.New(tcpping.Options{Logger: log})
-	runCtx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- engine.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-ran; err != nil {
-			log.Error("TCP engine", "err", err)
-		}
-		if c.verbose {
-			s := engine.Stats()
-			log.Info("engine counters", "connects", s.Connects, "answered", s.Answered, "refused", s.Refused,
-				"timed_out", s.TimedOut, "failed", s.Failed, "not_banner", s.NotBanner)
-		}
-	}()
 	port, banner := uint16(c.tcp.port), ""
 	if c.tcp.ssh {
 		banner = orders.SSHBanner
@@ -90,38 +75,18 @@ func connectTargets(ctx context.Context, c pingConfig, targets []target, log *sl
 			port = 22
 		}
 	}
-	stagger := c.interval
-	if stagger == 0 && len(targets) > 0 {
-		stagger = c.period / time.Duration(len(targets))
-	}
-	var wg sync.WaitGroup
-	rounds := make([]*tcpping.Round, len(targets))
-	start := time.Now()
-	for i, t := range targets {
-		rounds[i] = &tcpping.Round{
-			Target: netip.AddrPortFrom(t.addr, port), Source: c.source, Interface: c.iface,
-			Count: c.count, Gap: c.period, Timeout: c.timeout, Start: start.Add(time.Duration(i) * stagger),
+	rounds, err := runRounds(ctx, c, engine, len(targets), func(i int, start time.Time, done func()) *tcpping.Round {
+		return &tcpping.Round{
+			Target: netip.AddrPortFrom(targets[i].addr, port), Source: c.source, Interface: c.iface,
+			Count: c.count, Gap: c.period, Timeout: c.timeout, Start: start,
 			RefusedIsAnswer: c.tcp.refused, Banner: banner,
-			Done: func(*tcpping.Round) { wg.Done() },
+			Done: func(*tcpping.Round) { done() },
 		}
-		wg.Add(1)
-		if err := engine.Submit(rounds[i]); err != nil {
-			wg.Done()
-			stop()
-			wg.Wait()
-			return nil, fmt.Errorf("%s: %w", t.name, err)
-		}
+	}, func(i int) string { return targets[i].name }, log)
+	if c.verbose {
+		s := engine.Stats()
+		log.Info("engine counters", "connects", s.Connects, "answered", s.Answered, "refused", s.Refused,
+			"timed_out", s.TimedOut, "failed", s.Failed, "not_banner", s.NotBanner)
 	}
-	all := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(all)
-	}()
-	select {
-	case <-all:
-	case <-ctx.Done():
-		stop()
-		<-all
-	}
-	return rounds, nil
+	return rounds, err
 }
