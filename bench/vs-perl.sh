@@ -28,38 +28,9 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/.ci/deps" fping perl librrds-perl libanyevent-perl libev-perl libyaml-libyaml-perl util-linux iproute2
-if [ -z "$bin" ]; then
-	make -C "$root" --no-print-directory build
-	bin=$root/bin/pingmachine
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-
-# The benchmark's temporary directories go under $work, so that they go too if it is
-# interrupted before it can remove them.
-work=$(mktemp -d)
-out=$work/bench.out
-pid=
-# The benchmark runs in its own process group (set -m), which holds both daemons and
-# fping: ending the group on exit ends all of them.
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM -- "-$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-set -m
-(cd "$root" && TMPDIR=$work exec go test ./bench/ -run '^$' -bench "VsPerl/orders=(${orders:-[0-9]+})," -benchtime 1x \
-	-count "$count" $short -timeout 0 -daemon.bin "$bin") > >(tee "$out") 2>&1 &
-pid=$!
-set +m
-status=0
-wait "$pid" || status=$?
-pid=
-wait # for tee
+source "$root/bench/lib.sh"
+bin=$(bench_binary "$bin")
+run_bench -bench "VsPerl/orders=(${orders:-[0-9]+})," -count "$count" $short -daemon.bin "$bin"
 
 # One row per run: the metrics follow the name as "value unit" pairs.
 awk '/^BenchmarkVsPerl\// {

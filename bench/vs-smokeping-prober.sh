@@ -26,38 +26,10 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/.ci/deps" prometheus-smokeping-prober iproute2
-if [ -z "$bin" ]; then
-	make -C "$root" --no-print-directory build
-	bin=$root/bin/pingmachine
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-
-# The benchmark's temporary directories go under $work, so that they go too if it is
-# interrupted before it can remove them.
-work=$(mktemp -d)
-out=$work/bench.out
-pid=
-# The benchmark runs in its own process group (set -m), which holds both programs:
-# ending the group on exit ends them.
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM -- "-$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-set -m
-(cd "$root" && TMPDIR=$work exec go test ./bench/ -run '^$' -bench "VsSmokepingProber/targets=(${targets:-[0-9]+})\$" \
-	-benchtime 1x -timeout 0 -daemon.bin "$bin" -vssmp.warmup "$warmup" -vssmp.window "$window") > >(tee "$out") 2>&1 &
-pid=$!
-set +m
-status=0
-wait "$pid" || status=$?
-pid=
-wait # for tee
+source "$root/bench/lib.sh"
+bin=$(bench_binary "$bin")
+run_bench -bench "VsSmokepingProber/targets=(${targets:-[0-9]+})\$" \
+	-daemon.bin "$bin" -vssmp.warmup "$warmup" -vssmp.window "$window"
 
 # One row per run: the metrics follow the name as "value unit" pairs.
 awk '/^BenchmarkVsSmokepingProber\// {
