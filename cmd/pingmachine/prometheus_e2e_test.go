@@ -71,8 +71,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	d := startDaemonIn(t, ns, base, "--listen", listen)
 	p := promtest.StartWith(t, listen, promtest.Options{Command: ns.Command, Listen: "127.0.0.1:9090", Client: client})
 
-	// A scrape after a round of each order. The histogram is read as it stands rather
-	// than as a rate, so that one round is enough and the test takes one step, not two.
+	// A scrape after a round of each order.
 	d.waitFor("prometheus has a round of every order", 30*time.Second, func() bool {
 		return len(p.Query(t, `pingmachine_rounds_total >= 1`)) == len(promOrders)
 	})
@@ -93,15 +92,17 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		requests := perRound("smokeping_requests_total" + sel)
 		lost := perRound(fmt.Sprintf("smokeping_requests_total%s - smokeping_response_duration_seconds_count%s", sel, sel))
 		// The gauges and last_result are of one round only when both have its time
-		// stamp: a round may come between reading one and the other.
+		// stamp: a round may come between reading one and the other. The histogram is
+		// read over that round only (promtest.LoneRound says why).
 		var lr lastResult
-		var stamp float64
-		d.waitFor("a scrape of "+o.id+"'s last round", 15*time.Second, func() bool {
+		var r promtest.Round
+		d.waitFor("a scrape of "+o.id+"'s last round alone", 25*time.Second, func() bool {
 			lr, _ = readLastResult(t, base, o.id)
-			s, ok := p.One(t, "pingmachine_last_round_timestamp_seconds"+sel)
-			stamp = s
-			return ok && strconv.FormatFloat(s, 'f', -1, 64) == lr.values["time"]
+			var ok bool
+			r, ok = p.LoneRound(t, sel)
+			return ok && strconv.FormatFloat(r.Stamp, 'f', -1, 64) == lr.values["time"]
 		})
+		stamp := r.Stamp
 		checkLastResult(t, o.id, lr, 10, promPings, o.loss)
 		if requests != promPings || lost != float64(lr.int(t, "loss")) {
 			t.Errorf("%s: %v requests and %v lost a round in Prometheus, last_result has %s of %s lost",
@@ -115,21 +116,19 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 		if len(s) != 1 || s[0].Labels["host"] != o.host || s[0].Labels["ip"] != o.ip {
 			t.Errorf("%s: series %v, want host %s and ip %s", o.id, s, o.host, o.ip)
 		}
-		q, qok := p.One(t, fmt.Sprintf(`histogram_quantile(0.5, sum by (le) (smokeping_response_duration_seconds_bucket%s))`, sel))
 		if o.loss == promPings {
-			if qok && !math.IsNaN(q) {
-				t.Errorf("%s: median %v from a histogram without answers, want none (NaN)", o.id, q)
+			if !math.IsNaN(r.Quantile) {
+				t.Errorf("%s: median %v from a histogram without answers, want none (NaN)", o.id, r.Quantile)
 			}
 			continue
 		}
 		median, err := strconv.ParseFloat(lr.values["median"], 64)
-		if err != nil || !qok {
-			t.Errorf("%s: last_result median %q (%v), histogram_quantile(0.5) %v (found %v)", o.id, lr.values["median"], err, q, qok)
-			continue
+		if err != nil || median != r.Median {
+			t.Errorf("%s: last_result median %q (%v), the round's gauge %v", o.id, lr.values["median"], err, r.Median)
 		}
-		t.Logf("%s: histogram_quantile(0.5) %v, last_result's median %v", o.id, q, median)
-		if bq, bm := promtest.BucketOf(q), promtest.BucketOf(median); bq-bm > 1 || bm-bq > 1 {
-			t.Errorf("%s: histogram_quantile(0.5) %v (bucket %d), last_result's median %v (bucket %d)", o.id, q, bq, median, bm)
+		t.Logf("%s: histogram_quantile(0.5) %v, last_result's median %v", o.id, r.Quantile, median)
+		if bq, bm := promtest.BucketOf(r.Quantile), promtest.BucketOf(median); math.IsNaN(r.Quantile) || bq-bm > 1 || bm-bq > 1 {
+			t.Errorf("%s: histogram_quantile(0.5) %v (bucket %d), last_result's median %v (bucket %d)", o.id, r.Quantile, bq, median, bm)
 		}
 	}
 	if s := p.Query(t, `smokeping_requests_total{site="zurich"}`); len(s) != 1 || s[0].Labels["id"] != "zurich/printer" || s[0].Labels["room"] != "2.14" {
