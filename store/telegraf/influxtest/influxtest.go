@@ -223,6 +223,9 @@ func (s *Server) udpBound() bool {
 func (s *Server) stop() {
 	s.cmd.Process.Kill()
 	<-s.exited
+	// A kept-alive connection to the dead server would answer the next query with EOF
+	// or a reset, or not, as the race with its close goes.
+	s.client.CloseIdleConnections()
 }
 
 // Series is one series of a query's result. Numbers are json.Number, so that
