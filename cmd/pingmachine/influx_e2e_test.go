@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,11 +99,12 @@ func TestTelegrafIntoInfluxDB(t *testing.T) {
 		}
 		last[o.id] = lr.int(t, "time")
 	}
-	var got map[string]map[int64]map[string]float64
+	const everything = `SELECT * FROM /.*/ GROUP BY *`
+	var got influxtest.Rows
 	storetest.WaitFor(t, "every order's last round in InfluxDB", 10*time.Second, func() bool {
-		got = influxRows(t, influx, `SELECT * FROM /.*/ GROUP BY *`)
+		got = influxRows(t, influx, everything)
 		for _, o := range orders {
-			if _, ok := got[seriesKey(o.measurement, o.tags)][last[o.id]*1e9]; !ok {
+			if _, ok := got[influxtest.SeriesKey(o.measurement, o.tags)][last[o.id]*1e9]; !ok {
 				return false
 			}
 		}
@@ -115,19 +114,19 @@ func TestTelegrafIntoInfluxDB(t *testing.T) {
 	// listener read every 50 ms: the last rounds' individual_rtt lines may land a
 	// batch after their summaries.
 	time.Sleep(300 * time.Millisecond)
-	got = influxRows(t, influx, `SELECT * FROM /.*/ GROUP BY *`)
+	got = influxRows(t, influx, everything)
 
 	series := slices.Sorted(maps.Keys(got))
 	var want []string
 	for _, o := range orders {
-		want = append(want, seriesKey(o.measurement, o.tags))
+		want = append(want, influxtest.SeriesKey(o.measurement, o.tags))
 	}
 	if slices.Sort(want); !slices.Equal(series, want) {
 		t.Errorf("series in InfluxDB:\n%s\nwant\n%s", strings.Join(series, "\n"), strings.Join(want, "\n"))
 	}
 	for _, o := range orders {
 		t.Run(o.id, func(t *testing.T) {
-			checkInfluxRounds(t, o, got[seriesKey(o.measurement, o.tags)], d.path("output", o.id, "main.rrd"), last[o.id])
+			checkInfluxRounds(t, o, got[influxtest.SeriesKey(o.measurement, o.tags)], d.path("output", o.id, "main.rrd"), last[o.id])
 		})
 	}
 
@@ -259,47 +258,6 @@ func floatsEqual(a, b []float64) bool {
 	return true
 }
 
-// seriesKey names a series: the measurement and its tags as JSON (sorted keys).
-func seriesKey(measurement string, tags map[string]string) string {
-	tags = maps.Clone(tags)
-	maps.DeleteFunc(tags, func(_, v string) bool { return v == "" }) // GROUP BY * fills in ""
-	b, _ := json.Marshal(tags)
-	return measurement + " " + string(b)
-}
-
-// influxRows runs q and returns its rows by series, then time in ns, then field; null
-// fields are left out.
-func influxRows(t *testing.T, influx *influxtest.Server, q string) map[string]map[int64]map[string]float64 {
-	t.Helper()
-	series, err := influx.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]map[int64]map[string]float64{}
-	for _, s := range series {
-		rows := map[int64]map[string]float64{}
-		got[seriesKey(s.Name, s.Tags)] = rows
-		for _, v := range s.Values {
-			ts, err := v[0].(json.Number).Int64()
-			if err != nil {
-				t.Fatalf("%s: time %v: %v", s.Name, v[0], err)
-			}
-			rows[ts] = map[string]float64{}
-			for i, c := range s.Columns[1:] {
-				if v[i+1] == nil {
-					continue
-				}
-				f, err := strconv.ParseFloat(string(v[i+1].(json.Number)), 64)
-				if err != nil {
-					t.Fatalf("%s: %s = %v: %v", s.Name, c, v[i+1], err)
-				}
-				rows[ts][c] = f
-			}
-		}
-	}
-	return got
-}
-
 // influxColumn runs a SHOW statement and returns column col of its single series.
 func influxColumn(t *testing.T, influx *influxtest.Server, q string, col int) []string {
 	t.Helper()
@@ -315,4 +273,14 @@ func influxColumn(t *testing.T, influx *influxtest.Server, q string, col int) []
 		values = append(values, fmt.Sprint(v[col]))
 	}
 	return values
+}
+
+// influxRows runs q against influx, failing the test on an error.
+func influxRows(t *testing.T, influx *influxtest.Server, q string) influxtest.Rows {
+	t.Helper()
+	rows, err := influx.Rows(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -64,40 +63,30 @@ func TestSinkIntoInfluxDB(t *testing.T) {
 		t.Errorf("sink stats %+v, want %d points queued, none dropped, no send errors", st, len(points))
 	}
 
-	want := map[string]map[string]map[int64]map[string]float64{} // measurement, tags, time, field
-	for _, p := range points {
-		m := want[p.Measurement]
-		if m == nil {
-			m = map[string]map[int64]map[string]float64{}
-			want[p.Measurement] = m
-		}
-		tags := maps.Clone(p.Tags)
-		maps.DeleteFunc(tags, func(_, v string) bool { return v == "" })
-		key := tagKey(tags)
-		if m[key] == nil {
-			m[key] = map[int64]map[string]float64{}
-		}
-		addExpected(m[key], p)
-	}
-
-	wantFlat := map[string]map[int64]map[string]float64{}
+	want := influxtest.Rows{}
 	wantRows := 0
-	for name, m := range want {
-		for tags, rows := range m {
-			wantFlat[name+" "+tags] = rows
-			wantRows += len(rows)
+	for _, p := range points {
+		key := influxtest.SeriesKey(p.Measurement, p.Tags)
+		if want[key] == nil {
+			want[key] = map[int64]map[string]float64{}
 		}
+		wantRows -= len(want[key])
+		addExpected(want[key], p)
+		wantRows += len(want[key])
 	}
-	var got map[string]map[int64]map[string]float64
+	var got influxtest.Rows
 	storetest.WaitFor(t, "every point in InfluxDB", 10*time.Second, func() bool {
-		got = query(t, influx, `SELECT * FROM "ping", "round trip, ms" GROUP BY *`)
+		var err error
+		if got, err = influx.Rows(`SELECT * FROM "ping", "round trip, ms" GROUP BY *`); err != nil {
+			t.Fatal(err)
+		}
 		n := 0
 		for _, s := range got {
 			n += len(s)
 		}
 		return n >= wantRows
 	})
-	if a, b := mustJSON(t, got), mustJSON(t, wantFlat); a != b {
+	if a, b := mustJSON(t, got), mustJSON(t, want); a != b {
 		t.Errorf("InfluxDB holds\n%s\nwant\n%s", a, b)
 	}
 
@@ -149,48 +138,6 @@ func addExpected(rows map[int64]map[string]float64, p Point) {
 			row(p.Time.Add(p.Step * time.Duration(i) / time.Duration(len(p.RTTs))))["individual_rtt"] = r.Seconds()
 		}
 	}
-}
-
-// query runs q and returns its rows by "measurement tags" (tagKey), then time, then
-// field; null fields are left out.
-func query(t *testing.T, influx *influxtest.Server, q string) map[string]map[int64]map[string]float64 {
-	t.Helper()
-	series, err := influx.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]map[int64]map[string]float64{}
-	for _, s := range series {
-		rows := map[int64]map[string]float64{}
-		got[s.Name+" "+tagKey(s.Tags)] = rows
-		for _, v := range s.Values {
-			ts, err := v[0].(json.Number).Int64()
-			if err != nil {
-				t.Fatalf("%s: time %v: %v", s.Name, v[0], err)
-			}
-			rows[ts] = map[string]float64{}
-			for i, c := range s.Columns[1:] {
-				if v[i+1] == nil {
-					continue
-				}
-				f, err := strconv.ParseFloat(string(v[i+1].(json.Number)), 64)
-				if err != nil {
-					t.Fatalf("%s: %s %v: %v", s.Name, c, v[i+1], err)
-				}
-				rows[ts][c] = f
-			}
-		}
-	}
-	return got
-}
-
-// tagKey is a canonical text of a tag set; GROUP BY * gives every tag key of the
-// measurement, with "" where a series lacks it, which it drops.
-func tagKey(tags map[string]string) string {
-	tags = maps.Clone(tags)
-	maps.DeleteFunc(tags, func(_, v string) bool { return v == "" })
-	b, _ := json.Marshal(tags) // sorted keys
-	return string(b)
 }
 
 func mustJSON(t *testing.T, v any) string {

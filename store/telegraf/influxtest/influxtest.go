@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -271,6 +272,56 @@ func (s *Server) Query(q string) ([]Series, error) {
 		return nil, fmt.Errorf("influxd query %q: %s", q, doc.Results[0].Error)
 	}
 	return doc.Results[0].Series, nil
+}
+
+// Rows are a query's answer by series (SeriesKey), then time in nanoseconds, then
+// field; null fields are left out.
+type Rows map[string]map[int64]map[string]float64
+
+// SeriesKey names a series of Rows: the measurement, a space, and its tags as JSON
+// (sorted keys) less those with empty values, since GROUP BY * gives a point every tag
+// key of its measurement, "" where the point had none.
+func SeriesKey(measurement string, tags map[string]string) string {
+	tags = maps.Clone(tags)
+	maps.DeleteFunc(tags, func(_, v string) bool { return v == "" })
+	b, _ := json.Marshal(tags)
+	return measurement + " " + string(b)
+}
+
+// Rows runs q, whose fields must all be numbers, and returns its rows.
+func (s *Server) Rows(q string) (Rows, error) {
+	series, err := s.Query(q)
+	if err != nil {
+		return nil, err
+	}
+	rows := Rows{}
+	for _, sr := range series {
+		byTime := map[int64]map[string]float64{}
+		rows[SeriesKey(sr.Name, sr.Tags)] = byTime
+		for _, v := range sr.Values {
+			ts, err := v[0].(json.Number).Int64()
+			if err != nil {
+				return nil, fmt.Errorf("influxd query %q: %s: time %v: %w", q, sr.Name, v[0], err)
+			}
+			fields := map[string]float64{}
+			byTime[ts] = fields
+			for i, c := range sr.Columns[1:] {
+				if v[i+1] == nil {
+					continue
+				}
+				n, ok := v[i+1].(json.Number)
+				if !ok {
+					return nil, fmt.Errorf("influxd query %q: %s: field %s = %v: not a number", q, sr.Name, c, v[i+1])
+				}
+				f, err := n.Float64()
+				if err != nil {
+					return nil, fmt.Errorf("influxd query %q: %s: field %s = %v: %w", q, sr.Name, c, n, err)
+				}
+				fields[c] = f
+			}
+		}
+	}
+	return rows, nil
 }
 
 // namespaceClient is an HTTP client whose connections are opened inside ns.

@@ -43,6 +43,38 @@ func TestServer(t *testing.T) {
 		t.Errorf("series %s, want %s", gotJSON, wantJSON)
 	}
 
+	// Rows: numbers by series, time and field. A point without the tag k is in GROUP BY
+	// *'s series k="", which SeriesKey names without it; a text field is an error.
+	if _, err := conn.Write([]byte("m f=3 1700000000000000001\ntext s=\"x\" 1700000000000000002\n")); err != nil {
+		t.Fatal(err)
+	}
+	var rows Rows
+	for deadline := time.Now().Add(10 * time.Second); len(rows) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if rows, err = s.Rows("SELECT * FROM m GROUP BY *"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRows := Rows{
+		`m {"k":"v"}`: {1700000000123456789: {"f": 1.5, "i": 2}},
+		`m {}`:        {1700000000000000001: {"f": 3}},
+	}
+	if a, b := mustJSON(t, rows), mustJSON(t, wantRows); a != b {
+		t.Errorf("rows %s, want %s", a, b)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := s.Rows("SELECT * FROM text")
+		if err != nil {
+			if want := `influxd query "SELECT * FROM text": text: field s = x: not a number`; !strings.Contains(err.Error(), want) {
+				t.Errorf("rows of a text field: %v, want an error saying %q", err, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rows of a text field: no error")
+		}
+	}
+
 	// Every address influxd listens on, TCP and UDP, is on loopback.
 	pid := s.cmd.Process.Pid
 	for _, table := range []string{"tcp", "tcp6", "udp", "udp6"} {
