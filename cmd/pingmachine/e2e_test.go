@@ -143,26 +143,33 @@ func TestPingCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, append([]string{"ping"}, tt.args...)...)
 			cmd.Stdin = strings.NewReader(tt.stdin)
-			stdout, stderr, code := runCmd(t, cmd)
-			if code != tt.exit {
-				t.Errorf("exit %d, want %d; stderr %q", code, tt.exit, stderr)
-			}
-			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-			if stdout == "" {
-				lines = nil
-			}
-			if len(lines) != len(tt.lines) {
-				t.Fatalf("stdout %q: want %d lines", stdout, len(tt.lines))
-			}
-			for i, re := range tt.lines {
-				if !re.MatchString(lines[i]) {
-					t.Errorf("line %q does not match %v", lines[i], re)
-				}
-			}
-			if !strings.Contains(stderr, tt.stderr) {
-				t.Errorf("stderr %q, want it to mention %q", stderr, tt.stderr)
-			}
+			checkPingRun(t, cmd, tt.lines, tt.stderr, tt.exit)
 		})
+	}
+}
+
+// checkPingRun runs a ping command and checks its exit status, each line of its
+// stdout against a pattern, and that its stderr mentions stderrHas.
+func checkPingRun(t *testing.T, cmd *exec.Cmd, patterns []*regexp.Regexp, stderrHas string, exit int) {
+	t.Helper()
+	stdout, stderr, code := runCmd(t, cmd)
+	if code != exit {
+		t.Errorf("exit %d, want %d; stderr %q", code, exit, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if stdout == "" {
+		lines = nil
+	}
+	if len(lines) != len(patterns) {
+		t.Fatalf("stdout %q: want %d lines", stdout, len(patterns))
+	}
+	for i, re := range patterns {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %q does not match %v", lines[i], re)
+		}
+	}
+	if !strings.Contains(stderr, stderrHas) {
+		t.Errorf("stderr %q, want it to mention %q", stderr, stderrHas)
 	}
 }
 

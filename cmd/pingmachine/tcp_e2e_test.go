@@ -77,25 +77,7 @@ func TestPingTCP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := runCmd(t, exec.Command(bin, append([]string{"ping"}, tt.args...)...))
-			if code != tt.exit {
-				t.Errorf("exit %d, want %d; stderr %q", code, tt.exit, stderr)
-			}
-			lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-			if stdout == "" {
-				lines = nil
-			}
-			if len(lines) != len(tt.lines) {
-				t.Fatalf("stdout %q: want %d lines", stdout, len(tt.lines))
-			}
-			for i, re := range tt.lines {
-				if !re.MatchString(lines[i]) {
-					t.Errorf("line %q does not match %v", lines[i], re)
-				}
-			}
-			if !strings.Contains(stderr, tt.stderr) {
-				t.Errorf("stderr %q, want it to mention %q", stderr, tt.stderr)
-			}
+			checkPingRun(t, exec.Command(bin, append([]string{"ping"}, tt.args...)...), tt.lines, tt.stderr, tt.exit)
 		})
 	}
 }
