@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,21 +17,6 @@ import (
 	"pingmachine/pinger/pingtest"
 	"pingmachine/store/metrics/promtest"
 )
-
-// nsClient is an HTTP client whose connections are made inside ns: the servers of a
-// test namespace listen on its own loopback, which the test's namespace cannot reach.
-func nsClient(ns *pingtest.Namespace) *http.Client {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var conn net.Conn
-		err := ns.Do(func() error {
-			var err error
-			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return conn, err
-	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}
-}
 
 // promOrders are the orders of TestPrometheusScrapesDaemon: loopback hosts, one with
 // telegraf tags, and a name that cannot resolve (the namespace has no route to a
@@ -61,7 +44,7 @@ func TestPrometheusScrapesDaemon(t *testing.T) {
 	t.Parallel()
 	build(t)
 	ns := pingtest.NewNamespace(t)
-	client := nsClient(ns)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: ns.DialContext}}
 	base := filepath.Join(t.TempDir(), "pingmachine")
 	for _, o := range promOrders {
 		writeOrder(t, base, o.id, o.yaml)

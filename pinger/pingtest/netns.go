@@ -20,9 +20,11 @@
 package pingtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +122,19 @@ func (ns *Namespace) Do(fn func() error) error {
 		err = fn()
 	}()
 	return <-errc
+}
+
+// DialContext connects to address inside the namespace, as net.Dialer's does: an
+// http.Transport's DialContext reaches the servers that listen on the namespace's own
+// loopback, which the test's namespace cannot.
+func (ns *Namespace) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var conn net.Conn
+	err := ns.Do(func() error {
+		var err error
+		conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
+		return err
+	})
+	return conn, err
 }
 
 // enter switches the calling (locked) thread into ns and returns the function that switches
